@@ -1,0 +1,322 @@
+/*
+ * bnlab.h — the one public header of bnlab: Batch Normalization
+ * (Ioffe & Szegedy 2015, arXiv 1502.03167), line by line, in C.
+ *
+ * Every operation is declared here once, with one stem and one argument order,
+ * and implemented three times:
+ *
+ *   bn_<op>_ref    ref/   double precision, the paper's formulas; the oracle
+ *   bn_<op>_fast   fast/  float, AVX-512/AVX2, host memory
+ *   bn_<op>_cuda   cuda/  float on the GPU, device pointers, plus a stream
+ *
+ * and once more without a suffix, in float, with the implementation picked at
+ * run time (bn_impl): that is what the chapters and the training toolkit call.
+ *
+ * Argument order, everywhere: outputs first, then inputs, then the descriptor
+ * (sizes, layout, eps, affine), then the remaining parameters.
+ *
+ * Shapes. A tensor is described by bn_desc: N examples, C channels, H x W
+ * pixels each. Per-activation batch normalization of an (N, D) matrix (paper
+ * Alg. 1) is C = D, H = W = 1. Spatial batch normalization (paper §3.2) keeps
+ * one (gamma, beta) per channel and takes the statistics of each channel over
+ * all N·H·W values: the effective mini-batch is m' = N·H·W.
+ *
+ * Per-channel arrays (gamma, beta, mean, var, invstd, dgamma, dbeta, running
+ * statistics) hold C values. Data arrays (x, y, dy, dx) hold N·C·H·W values in
+ * the layout of the descriptor.
+ *
+ * Errors. Every function returns BN_OK (0) or a bn_status code; before it
+ * returns an error it calls the error handler (bn_set_error_handler) with a
+ * message, GSL style. Break on bn_error in a debugger to catch them all.
+ */
+#ifndef BNLAB_H
+#define BNLAB_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BNLAB_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum bn_status {
+    BN_OK = 0,
+    BN_EFAULT = 1,     /* a required pointer is NULL */
+    BN_EBADLEN = 2,    /* a size is zero */
+    BN_EOVERFLOW = 3,  /* N·C·H·W, or its size in bytes, overflows size_t */
+    BN_EINVAL = 4,     /* bad parameter: layout, rule, impl name, eps, momentum */
+    BN_ESINGLE = 5,    /* training with m' = 1 value per channel (see below) */
+    BN_EDOM = 6,       /* bad data: NaN or Inf, overflow, sigma2 + eps = 0 */
+    BN_ENOMEM = 7,     /* out of memory */
+    BN_ENOIMPL = 8,    /* this implementation was not built into this bnlab */
+    BN_ENODEVICE = 9,  /* cuda: no usable GPU */
+    BN_ECUDA = 10      /* cuda: a CUDA runtime error (its string is in the message) */
+} bn_status;
+
+/* Called with the message before any function returns an error. */
+typedef void bn_error_handler_t(const char *reason, const char *file, int line,
+                                int status);
+
+/* Installs handler and returns the previous one. NULL restores the default,
+ * which prints "bnlab: <reason> (<file>:<line>)" on stderr. */
+bn_error_handler_t *bn_set_error_handler(bn_error_handler_t *handler);
+
+/* A handler that prints nothing (the message is still kept, see below). */
+void bn_error_handler_quiet(const char *reason, const char *file, int line,
+                            int status);
+
+/* The message of the last error raised in this thread ("" if none). */
+const char *bn_last_error(void);
+
+/* A short name for a status: "BN_EDOM: bad data (NaN/Inf, overflow, zero variance with eps = 0)". */
+const char *bn_strerror(int status);
+
+/* ------------------------------------------------------------ descriptor */
+
+typedef enum bn_layout {
+    BN_NCHW = 0,  /* x[((n·C + c)·H + h)·W + w]: each channel's H·W pixels contiguous */
+    BN_NHWC = 1   /* x[((n·H + h)·W + w)·C + c]: each pixel's C channels contiguous */
+} bn_layout;      /* with H = W = 1 both are the (N, D) row-major matrix */
+
+typedef struct bn_desc {
+    size_t N, C, H, W;  /* examples, channels (features D), height, width */
+    bn_layout layout;
+    double eps;         /* added to the variance inside the square root; >= 0 */
+    int affine;         /* 1: y = gamma·xhat + beta;  0: y = xhat (gamma, beta,
+                           dgamma, dbeta are not used and may be NULL) */
+} bn_desc;
+
+/* A descriptor with affine = 1. (N, D) data: bn_desc_make(N, D, 1, 1, BN_NCHW, eps). */
+bn_desc bn_desc_make(size_t N, size_t C, size_t H, size_t W, bn_layout layout,
+                     double eps);
+
+/* Validates d. training = 1 also rejects m' = N·H·W = 1 (BN_ESINGLE): with a
+ * single value per channel the batch variance is 0, xhat is 0 whatever x is,
+ * and the unbiased running variance would divide by m' - 1 = 0. PyTorch
+ * rejects this case too; bnlab makes it an error rather than a silent
+ * constant. On success stores N·C·H·W in *count and N·H·W in *m (either may
+ * be NULL). */
+int bn_desc_check(const bn_desc *d, int training, size_t *count, size_t *m);
+
+/* ------------------------------------------------ running-statistics rules */
+
+/* How running (population) statistics are updated from each batch's mean
+ * mu_B and biased variance sigma2_B. The name says which variance is stored;
+ * "unbiased" stores m'/(m'-1)·sigma2_B (Bessel's correction, paper Alg. 2). */
+typedef enum bn_running_rule {
+    /* PyTorch, cuDNN: momentum weights the NEW batch (PyTorch default 0.1).
+     * r_mean = (1-momentum)·r_mean + momentum·mu_B
+     * r_var  = (1-momentum)·r_var  + momentum·m'/(m'-1)·sigma2_B */
+    BN_RUNNING_MOMENTUM_NEW_UNBIASED = 0,
+    /* Keras / tf.keras: momentum weights the OLD value (Keras default 0.99).
+     * r_mean = momentum·r_mean + (1-momentum)·mu_B
+     * r_var  = momentum·r_var  + (1-momentum)·sigma2_B */
+    BN_RUNNING_MOMENTUM_OLD_BIASED = 1,
+    /* Cumulative average, every batch weighted equally (PyTorch momentum=None,
+     * cuDNN factor 1/(1+n)); momentum is ignored, *num_batches counts.
+     * After K batches this equals Algorithm 2's population estimate. */
+    BN_RUNNING_CUMULATIVE_UNBIASED = 2
+} bn_running_rule;
+
+/* -------------------------------------------------- run-time implementation */
+
+typedef enum bn_impl { BN_IMPL_REF = 0, BN_IMPL_FAST = 1, BN_IMPL_CUDA = 2 } bn_impl;
+
+/* "ref", "fast" or "cuda" -> *impl; BN_EINVAL with a message otherwise. */
+int bn_impl_parse(const char *name, bn_impl *impl);
+const char *bn_impl_name(bn_impl impl);
+/* 1 if impl can run here; otherwise 0 and *why (if why != NULL) says why. */
+int bn_impl_available(bn_impl impl, const char **why);
+
+const char *bn_version(void);
+
+/* ======================================================================
+ * ref/: double precision, single thread, the paper's formulas.
+ * Data arrays may alias: y may be x, dx may be dy (in place).
+ * ====================================================================== */
+
+/* Algorithm 1, training mode.
+ *   out  y[N·C·H·W]        gamma·xhat + beta
+ *        mean[C]           mu_B, the batch mean of each channel
+ *        var_biased[C]     sigma2_B = (1/m')·Σ (x - mu_B)², the biased variance
+ *        invstd[C]         1/sqrt(sigma2_B + eps); may be NULL
+ *   in   x, gamma[C], beta[C] (used when d->affine)
+ * Backward needs mean and invstd (and x, gamma): keep them. */
+int bn_forward_train_ref(double *y, double *mean, double *var_biased,
+                         double *invstd, const double *x, const double *gamma,
+                         const double *beta, const bn_desc *d);
+
+/* Backward of training mode, the paper's six chain-rule equations in order.
+ *   out  dx[N·C·H·W], dgamma[C], dbeta[C] (the last two when d->affine)
+ *   in   dy, x, mean and invstd from bn_forward_train, gamma (when affine) */
+int bn_backward_train_ref(double *dx, double *dgamma, double *dbeta,
+                          const double *dy, const double *x, const double *mean,
+                          const double *invstd, const double *gamma,
+                          const bn_desc *d);
+
+/* The same gradient, closed form (ref only, for teaching and testing):
+ *   dx = gamma·invstd·(dy - mean(dy) - xhat·mean(dy·xhat)) */
+int bn_backward_train_closed_ref(double *dx, double *dgamma, double *dbeta,
+                                 const double *dy, const double *x,
+                                 const double *mean, const double *invstd,
+                                 const double *gamma, const bn_desc *d);
+
+/* Fused BN + ReLU (as oneDNN's fuse_norm_relu): y = max(0, gamma·xhat + beta).
+ * Its backward takes that y and passes dy only where y > 0. */
+int bn_forward_train_relu_ref(double *y, double *mean, double *var_biased,
+                              double *invstd, const double *x,
+                              const double *gamma, const double *beta,
+                              const bn_desc *d);
+int bn_backward_train_relu_ref(double *dx, double *dgamma, double *dbeta,
+                               const double *dy, const double *y,
+                               const double *x, const double *mean,
+                               const double *invstd, const double *gamma,
+                               const bn_desc *d);
+
+/* Running statistics: one update from one batch's (mean, var_biased), C values,
+ * with m = m' values per channel in that batch (m >= 2: the unbiased rules
+ * divide by m - 1). running_mean, running_var are updated in place.
+ * num_batches counts the updates: required (in/out) for the cumulative rule,
+ * optional (NULL) for the others. momentum must be in [0, 1]. */
+int bn_running_update_ref(double *running_mean, double *running_var,
+                          size_t *num_batches, const double *mean,
+                          const double *var_biased, size_t C, size_t m,
+                          bn_running_rule rule, double momentum);
+
+/* Algorithm 2, steps 8-10: population statistics from K training batches of
+ * m values per channel each:  E[x] = E_B[mu_B],  Var[x] = m/(m-1)·E_B[sigma2_B].
+ *   out  pop_mean[C], pop_var_unbiased[C]
+ *   in   batch_means[K·C], batch_vars_biased[K·C] (batch k's C values at k·C) */
+int bn_population_stats_ref(double *pop_mean, double *pop_var_unbiased,
+                            const double *batch_means,
+                            const double *batch_vars_biased, size_t K, size_t C,
+                            size_t m);
+
+/* Algorithm 2, step 11: inference folds BN into one affine map per channel,
+ *   scale = gamma / sqrt(var + eps),  shift = beta - scale·mean,
+ * where (mean, var) are the population statistics (var as stored by the
+ * running rule in use; Algorithm 2 uses the unbiased one). */
+int bn_fold_ref(double *scale, double *shift, const double *gamma,
+                const double *beta, const double *mean, const double *var,
+                const bn_desc *d);
+
+/* Inference: y = scale·x + shift with the folded map. N·H·W = 1 is allowed. */
+int bn_forward_infer_ref(double *y, const double *x, const double *gamma,
+                         const double *beta, const double *mean,
+                         const double *var, const bn_desc *d);
+
+/* Backward of inference mode (statistics frozen, as in fine-tuning):
+ *   dx = dy·gamma/sqrt(var + eps),  dgamma = Σ dy·xhat,  dbeta = Σ dy. */
+int bn_backward_infer_ref(double *dx, double *dgamma, double *dbeta,
+                          const double *dy, const double *x, const double *gamma,
+                          const double *mean, const double *var,
+                          const bn_desc *d);
+
+/* ======================================================================
+ * fast/: the same stems in float (AVX-512 / AVX2 / portable C), host memory.
+ * cuda/: the same stems in float on device pointers, plus a trailing
+ *        cudaStream_t passed as void * (NULL: the default stream).
+ * They are declared here so that all three share one contract; whether one
+ * was built into this bnlab is bn_impl_available()'s answer. Population
+ * statistics and folding are host bookkeeping over C values: ref does them.
+ * ====================================================================== */
+
+int bn_forward_train_fast(float *y, float *mean, float *var_biased,
+                          float *invstd, const float *x, const float *gamma,
+                          const float *beta, const bn_desc *d);
+int bn_backward_train_fast(float *dx, float *dgamma, float *dbeta,
+                           const float *dy, const float *x, const float *mean,
+                           const float *invstd, const float *gamma,
+                           const bn_desc *d);
+int bn_forward_train_relu_fast(float *y, float *mean, float *var_biased,
+                               float *invstd, const float *x,
+                               const float *gamma, const float *beta,
+                               const bn_desc *d);
+int bn_backward_train_relu_fast(float *dx, float *dgamma, float *dbeta,
+                                const float *dy, const float *y,
+                                const float *x, const float *mean,
+                                const float *invstd, const float *gamma,
+                                const bn_desc *d);
+int bn_running_update_fast(float *running_mean, float *running_var,
+                           size_t *num_batches, const float *mean,
+                           const float *var_biased, size_t C, size_t m,
+                           bn_running_rule rule, double momentum);
+int bn_forward_infer_fast(float *y, const float *x, const float *gamma,
+                          const float *beta, const float *mean,
+                          const float *var, const bn_desc *d);
+int bn_backward_infer_fast(float *dx, float *dgamma, float *dbeta,
+                           const float *dy, const float *x, const float *gamma,
+                           const float *mean, const float *var,
+                           const bn_desc *d);
+
+int bn_forward_train_cuda(float *y, float *mean, float *var_biased,
+                          float *invstd, const float *x, const float *gamma,
+                          const float *beta, const bn_desc *d, void *stream);
+int bn_backward_train_cuda(float *dx, float *dgamma, float *dbeta,
+                           const float *dy, const float *x, const float *mean,
+                           const float *invstd, const float *gamma,
+                           const bn_desc *d, void *stream);
+int bn_forward_train_relu_cuda(float *y, float *mean, float *var_biased,
+                               float *invstd, const float *x,
+                               const float *gamma, const float *beta,
+                               const bn_desc *d, void *stream);
+int bn_backward_train_relu_cuda(float *dx, float *dgamma, float *dbeta,
+                                const float *dy, const float *y,
+                                const float *x, const float *mean,
+                                const float *invstd, const float *gamma,
+                                const bn_desc *d, void *stream);
+int bn_running_update_cuda(float *running_mean, float *running_var,
+                           size_t *num_batches, const float *mean,
+                           const float *var_biased, size_t C, size_t m,
+                           bn_running_rule rule, double momentum, void *stream);
+int bn_forward_infer_cuda(float *y, const float *x, const float *gamma,
+                          const float *beta, const float *mean,
+                          const float *var, const bn_desc *d, void *stream);
+int bn_backward_infer_cuda(float *dx, float *dgamma, float *dbeta,
+                           const float *dy, const float *x, const float *gamma,
+                           const float *mean, const float *var,
+                           const bn_desc *d, void *stream);
+
+/* ======================================================================
+ * The run-time switch: float data on the host, implementation by name.
+ * impl = BN_IMPL_REF widens to double, runs ref and rounds back; use it to
+ * compare, not for speed. Arguments as in the _ref functions above.
+ * ====================================================================== */
+
+int bn_forward_train(bn_impl impl, float *y, float *mean, float *var_biased,
+                     float *invstd, const float *x, const float *gamma,
+                     const float *beta, const bn_desc *d);
+int bn_backward_train(bn_impl impl, float *dx, float *dgamma, float *dbeta,
+                      const float *dy, const float *x, const float *mean,
+                      const float *invstd, const float *gamma, const bn_desc *d);
+int bn_forward_train_relu(bn_impl impl, float *y, float *mean,
+                          float *var_biased, float *invstd, const float *x,
+                          const float *gamma, const float *beta,
+                          const bn_desc *d);
+int bn_backward_train_relu(bn_impl impl, float *dx, float *dgamma,
+                           float *dbeta, const float *dy, const float *y,
+                           const float *x, const float *mean,
+                           const float *invstd, const float *gamma,
+                           const bn_desc *d);
+int bn_running_update(bn_impl impl, float *running_mean, float *running_var,
+                      size_t *num_batches, const float *mean,
+                      const float *var_biased, size_t C, size_t m,
+                      bn_running_rule rule, double momentum);
+int bn_forward_infer(bn_impl impl, float *y, const float *x, const float *gamma,
+                     const float *beta, const float *mean, const float *var,
+                     const bn_desc *d);
+int bn_backward_infer(bn_impl impl, float *dx, float *dgamma, float *dbeta,
+                      const float *dy, const float *x, const float *gamma,
+                      const float *mean, const float *var, const bn_desc *d);
+/* Bookkeeping over K·C numbers: computed by ref whatever the impl. */
+int bn_population_stats(float *pop_mean, float *pop_var_unbiased,
+                        const float *batch_means, const float *batch_vars_biased,
+                        size_t K, size_t C, size_t m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BNLAB_H */

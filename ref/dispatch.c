@@ -1,0 +1,342 @@
+/*
+ * dispatch.c — the run-time switch: the suffix-less, float functions of
+ * bnlab.h, which programs call with an implementation chosen at run time
+ * (--impl ref|fast|cuda in the chapters).
+ *
+ * For ref, the float arguments are widened to double, ref runs, and the
+ * results are rounded back to float (an output that does not fit in a float
+ * is an error, not an Inf). fast/ is called directly. cuda/ works on device
+ * pointers: it joins the switch when it is built (BNLAB_HAVE_CUDA).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bn_internal.h"
+
+int bn_impl_parse(const char *name, bn_impl *impl)
+{
+    BN_REQUIRE(name);
+    BN_REQUIRE(impl);
+    static const char *names[] = {"ref", "fast", "cuda"};
+    for (int k = 0; k < 3; k++)
+        if (strcmp(name, names[k]) == 0) {
+            *impl = (bn_impl)k;
+            return BN_OK;
+        }
+    BN_ERROR(BN_EINVAL, "unknown implementation '%s' (use ref, fast or cuda)", name);
+}
+
+const char *bn_impl_name(bn_impl impl)
+{
+    switch (impl) {
+    case BN_IMPL_REF:  return "ref";
+    case BN_IMPL_FAST: return "fast";
+    case BN_IMPL_CUDA: return "cuda";
+    }
+    return "unknown";
+}
+
+int bn_impl_available(bn_impl impl, const char **why)
+{
+    const char *reason = NULL;
+    switch (impl) {
+    case BN_IMPL_REF:
+        break;
+    case BN_IMPL_FAST:
+#ifndef BNLAB_HAVE_FAST
+        reason = "this bnlab was built without fast/";
+#endif
+        break;
+    case BN_IMPL_CUDA:
+#ifndef BNLAB_HAVE_CUDA
+        reason = "this bnlab was built without cuda/ (no nvcc, or cuda/ not in this version)";
+#endif
+        break;
+    default:
+        reason = "unknown implementation";
+    }
+    if (why)
+        *why = reason ? reason : "available";
+    return reason == NULL;
+}
+
+/* BN_ENOIMPL (or BN_EINVAL for a value outside bn_impl) with the reason. */
+static int unavailable(bn_impl impl)
+{
+    const char *why;
+    bn_impl_available(impl, &why);
+    if (impl != BN_IMPL_REF && impl != BN_IMPL_FAST && impl != BN_IMPL_CUDA)
+        BN_ERROR(BN_EINVAL, "unknown implementation %d", (int)impl);
+    BN_ERROR(BN_ENOIMPL, "--impl %s: %s", bn_impl_name(impl), why);
+}
+
+#ifdef BNLAB_HAVE_FAST
+#define FAST(call) return (call)
+#else
+#define FAST(call) return unavailable(BN_IMPL_FAST)
+#endif
+
+/* ---- float <-> double for ref: every buffer the call needs, freed at once */
+
+typedef struct {
+    double *buf[12];
+    int n, failed;
+} pool;
+
+/* A double copy of src[n] (NULL stays NULL: ref then says which is missing). */
+static double *widen(pool *P, const float *src, size_t n)
+{
+    if (!src)
+        return NULL;
+    double *p = malloc(n * sizeof *p);
+    if (!p) {
+        P->failed = 1;
+        return NULL;
+    }
+    P->buf[P->n++] = p;
+    for (size_t k = 0; k < n; k++)
+        p[k] = src[k];
+    return p;
+}
+
+/* A double array for an output of n values, or NULL if dst is NULL. */
+static double *output(pool *P, const float *dst, size_t n)
+{
+    if (!dst)
+        return NULL;
+    double *p = malloc(n * sizeof *p);
+    if (!p)
+        P->failed = 1;
+    else
+        P->buf[P->n++] = p;
+    return p;
+}
+
+/* Rounds src[n] into dst; a finite double beyond float's range is BN_EDOM. */
+static int narrow(float *dst, const double *src, size_t n, const char *what)
+{
+    if (!dst)
+        return BN_OK;
+    for (size_t k = 0; k < n; k++) {
+        dst[k] = (float)src[k];
+        if (isfinite(src[k]) && !isfinite(dst[k]))
+            BN_ERROR(BN_EDOM, "%s[%zu] = %g does not fit in a float", what, k, src[k]);
+    }
+    return BN_OK;
+}
+
+static int pool_end(pool *P, int status)
+{
+    for (int k = 0; k < P->n; k++)
+        free(P->buf[k]);
+    return status;
+}
+
+/* Frees what was allocated and reports BN_ENOMEM. */
+static int pool_nomem(pool *P, const char *who)
+{
+    pool_end(P, BN_OK);
+    BN_ERROR(BN_ENOMEM, "%s: no memory to widen float to double", who);
+}
+
+#define POOL_READY(P)                                                          \
+    do {                                                                       \
+        if ((P).failed)                                                        \
+            return pool_nomem(&(P), __func__);                                 \
+    } while (0)
+
+/* Returns the first failing status of a sequence of calls. */
+#define FIRST(a, b) ((a) != BN_OK ? (a) : (b))
+
+/* ------------------------------------------------------------ operations */
+
+int bn_forward_train(bn_impl impl, float *y, float *mean, float *var_biased,
+                     float *invstd, const float *x, const float *gamma,
+                     const float *beta, const bn_desc *d)
+{
+    if (impl == BN_IMPL_FAST)
+        FAST(bn_forward_train_fast(y, mean, var_biased, invstd, x, gamma, beta, d));
+    if (impl != BN_IMPL_REF)
+        return unavailable(impl);
+    size_t n;
+    BN_TRY(bn_desc_check(d, 1, &n, NULL));
+    size_t C = d->C;
+    pool P = {0};
+    double *X = widen(&P, x, n), *G = widen(&P, gamma, C), *B = widen(&P, beta, C);
+    double *Y = output(&P, y, n), *M = output(&P, mean, C);
+    double *V = output(&P, var_biased, C), *S = output(&P, invstd, C);
+    POOL_READY(P);
+    int st = bn_forward_train_ref(Y, M, V, S, X, G, B, d);
+    if (st == BN_OK)
+        st = FIRST(narrow(y, Y, n, "y"),
+             FIRST(narrow(mean, M, C, "mean"),
+             FIRST(narrow(var_biased, V, C, "var_biased"),
+                   narrow(invstd, S, C, "invstd"))));
+    return pool_end(&P, st);
+}
+
+int bn_forward_train_relu(bn_impl impl, float *y, float *mean,
+                          float *var_biased, float *invstd, const float *x,
+                          const float *gamma, const float *beta,
+                          const bn_desc *d)
+{
+    if (impl == BN_IMPL_FAST)
+        FAST(bn_forward_train_relu_fast(y, mean, var_biased, invstd, x, gamma, beta, d));
+    if (impl != BN_IMPL_REF)
+        return unavailable(impl);
+    size_t n;
+    BN_TRY(bn_desc_check(d, 1, &n, NULL));
+    size_t C = d->C;
+    pool P = {0};
+    double *X = widen(&P, x, n), *G = widen(&P, gamma, C), *B = widen(&P, beta, C);
+    double *Y = output(&P, y, n), *M = output(&P, mean, C);
+    double *V = output(&P, var_biased, C), *S = output(&P, invstd, C);
+    POOL_READY(P);
+    int st = bn_forward_train_relu_ref(Y, M, V, S, X, G, B, d);
+    if (st == BN_OK)
+        st = FIRST(narrow(y, Y, n, "y"),
+             FIRST(narrow(mean, M, C, "mean"),
+             FIRST(narrow(var_biased, V, C, "var_biased"),
+                   narrow(invstd, S, C, "invstd"))));
+    return pool_end(&P, st);
+}
+
+int bn_backward_train(bn_impl impl, float *dx, float *dgamma, float *dbeta,
+                      const float *dy, const float *x, const float *mean,
+                      const float *invstd, const float *gamma, const bn_desc *d)
+{
+    if (impl == BN_IMPL_FAST)
+        FAST(bn_backward_train_fast(dx, dgamma, dbeta, dy, x, mean, invstd, gamma, d));
+    if (impl != BN_IMPL_REF)
+        return unavailable(impl);
+    size_t n;
+    BN_TRY(bn_desc_check(d, 1, &n, NULL));
+    size_t C = d->C;
+    pool P = {0};
+    double *DY = widen(&P, dy, n), *X = widen(&P, x, n), *M = widen(&P, mean, C);
+    double *S = widen(&P, invstd, C), *G = widen(&P, gamma, C);
+    double *DX = output(&P, dx, n), *DG = output(&P, dgamma, C), *DB = output(&P, dbeta, C);
+    POOL_READY(P);
+    int st = bn_backward_train_ref(DX, DG, DB, DY, X, M, S, G, d);
+    if (st == BN_OK)
+        st = FIRST(narrow(dx, DX, n, "dx"),
+             FIRST(narrow(d->affine ? dgamma : NULL, DG, C, "dgamma"),
+                   narrow(d->affine ? dbeta : NULL, DB, C, "dbeta")));
+    return pool_end(&P, st);
+}
+
+int bn_backward_train_relu(bn_impl impl, float *dx, float *dgamma,
+                           float *dbeta, const float *dy, const float *y,
+                           const float *x, const float *mean,
+                           const float *invstd, const float *gamma,
+                           const bn_desc *d)
+{
+    if (impl == BN_IMPL_FAST)
+        FAST(bn_backward_train_relu_fast(dx, dgamma, dbeta, dy, y, x, mean, invstd,
+                                         gamma, d));
+    if (impl != BN_IMPL_REF)
+        return unavailable(impl);
+    size_t n;
+    BN_TRY(bn_desc_check(d, 1, &n, NULL));
+    size_t C = d->C;
+    pool P = {0};
+    double *DY = widen(&P, dy, n), *Yv = widen(&P, y, n), *X = widen(&P, x, n);
+    double *M = widen(&P, mean, C), *S = widen(&P, invstd, C), *G = widen(&P, gamma, C);
+    double *DX = output(&P, dx, n), *DG = output(&P, dgamma, C), *DB = output(&P, dbeta, C);
+    POOL_READY(P);
+    int st = bn_backward_train_relu_ref(DX, DG, DB, DY, Yv, X, M, S, G, d);
+    if (st == BN_OK)
+        st = FIRST(narrow(dx, DX, n, "dx"),
+             FIRST(narrow(d->affine ? dgamma : NULL, DG, C, "dgamma"),
+                   narrow(d->affine ? dbeta : NULL, DB, C, "dbeta")));
+    return pool_end(&P, st);
+}
+
+int bn_running_update(bn_impl impl, float *running_mean, float *running_var,
+                      size_t *num_batches, const float *mean,
+                      const float *var_biased, size_t C, size_t m,
+                      bn_running_rule rule, double momentum)
+{
+    if (impl == BN_IMPL_FAST)
+        FAST(bn_running_update_fast(running_mean, running_var, num_batches, mean,
+                                    var_biased, C, m, rule, momentum));
+    if (impl != BN_IMPL_REF)
+        return unavailable(impl);
+    if (C == 0)
+        BN_ERROR(BN_EBADLEN, "%s: C = 0", __func__);
+    pool P = {0};
+    double *RM = widen(&P, running_mean, C), *RV = widen(&P, running_var, C);
+    double *M = widen(&P, mean, C), *V = widen(&P, var_biased, C);
+    POOL_READY(P);
+    int st = bn_running_update_ref(RM, RV, num_batches, M, V, C, m, rule, momentum);
+    if (st == BN_OK)
+        st = FIRST(narrow(running_mean, RM, C, "running_mean"),
+                   narrow(running_var, RV, C, "running_var"));
+    return pool_end(&P, st);
+}
+
+int bn_forward_infer(bn_impl impl, float *y, const float *x, const float *gamma,
+                     const float *beta, const float *mean, const float *var,
+                     const bn_desc *d)
+{
+    if (impl == BN_IMPL_FAST)
+        FAST(bn_forward_infer_fast(y, x, gamma, beta, mean, var, d));
+    if (impl != BN_IMPL_REF)
+        return unavailable(impl);
+    size_t n;
+    BN_TRY(bn_desc_check(d, 0, &n, NULL));
+    size_t C = d->C;
+    pool P = {0};
+    double *X = widen(&P, x, n), *G = widen(&P, gamma, C), *B = widen(&P, beta, C);
+    double *M = widen(&P, mean, C), *V = widen(&P, var, C), *Y = output(&P, y, n);
+    POOL_READY(P);
+    int st = bn_forward_infer_ref(Y, X, G, B, M, V, d);
+    if (st == BN_OK)
+        st = narrow(y, Y, n, "y");
+    return pool_end(&P, st);
+}
+
+int bn_backward_infer(bn_impl impl, float *dx, float *dgamma, float *dbeta,
+                      const float *dy, const float *x, const float *gamma,
+                      const float *mean, const float *var, const bn_desc *d)
+{
+    if (impl == BN_IMPL_FAST)
+        FAST(bn_backward_infer_fast(dx, dgamma, dbeta, dy, x, gamma, mean, var, d));
+    if (impl != BN_IMPL_REF)
+        return unavailable(impl);
+    size_t n;
+    BN_TRY(bn_desc_check(d, 0, &n, NULL));
+    size_t C = d->C;
+    pool P = {0};
+    double *DY = widen(&P, dy, n), *X = widen(&P, x, n), *G = widen(&P, gamma, C);
+    double *M = widen(&P, mean, C), *V = widen(&P, var, C);
+    double *DX = output(&P, dx, n), *DG = output(&P, dgamma, C), *DB = output(&P, dbeta, C);
+    POOL_READY(P);
+    int st = bn_backward_infer_ref(DX, DG, DB, DY, X, G, M, V, d);
+    if (st == BN_OK)
+        st = FIRST(narrow(dx, DX, n, "dx"),
+             FIRST(narrow(d->affine ? dgamma : NULL, DG, C, "dgamma"),
+                   narrow(d->affine ? dbeta : NULL, DB, C, "dbeta")));
+    return pool_end(&P, st);
+}
+
+int bn_population_stats(float *pop_mean, float *pop_var_unbiased,
+                        const float *batch_means, const float *batch_vars_biased,
+                        size_t K, size_t C, size_t m)
+{
+    size_t KC;
+    if (K == 0 || C == 0)
+        BN_ERROR(BN_EBADLEN, "%s: K = %zu, C = %zu: sizes must be > 0", __func__, K, C);
+    if (__builtin_mul_overflow(K, C, &KC))
+        BN_ERROR(BN_EOVERFLOW, "%s: K·C overflows size_t", __func__);
+    pool P = {0};
+    double *BM = widen(&P, batch_means, KC), *BV = widen(&P, batch_vars_biased, KC);
+    double *PM = output(&P, pop_mean, C), *PV = output(&P, pop_var_unbiased, C);
+    POOL_READY(P);
+    int st = bn_population_stats_ref(PM, PV, BM, BV, K, C, m);
+    if (st == BN_OK)
+        st = FIRST(narrow(pop_mean, PM, C, "pop_mean"),
+                   narrow(pop_var_unbiased, PV, C, "pop_var_unbiased"));
+    return pool_end(&P, st);
+}
