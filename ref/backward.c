@@ -35,10 +35,10 @@ static void dl_dxhat(double *dxhat, const double *dy, size_t m, double gamma)
 static double dl_dsigma2(const double *dxhat, const double *x, size_t m,
                          double mu_B, double s)
 {
-    double sum = 0;
+    long double sum = 0;
     for (size_t i = 0; i < m; i++)
         sum += dxhat[i] * (x[i] - mu_B);
-    return sum * -0.5 * s * s * s;
+    return (double)sum * -0.5 * s * s * s;
 }
 
 /* (3) dl/dmu_B = Σ_i dl/dxhat_i · (-1/sqrt(sigma2_B + eps))
@@ -47,12 +47,12 @@ static double dl_dsigma2(const double *dxhat, const double *x, size_t m,
 static double dl_dmu(const double *dxhat, const double *x, size_t m,
                      double mu_B, double s, double dsigma2)
 {
-    double sum_dxhat = 0, sum_dev = 0;
+    long double sum_dxhat = 0, sum_dev = 0;
     for (size_t i = 0; i < m; i++) {
         sum_dxhat += dxhat[i];
         sum_dev += -2.0 * (x[i] - mu_B);
     }
-    return sum_dxhat * -s + dsigma2 * sum_dev / (double)m;
+    return (double)sum_dxhat * -s + dsigma2 * (double)sum_dev / (double)m;
 }
 
 /* (4) dl/dx_i = dl/dxhat_i / sqrt(sigma2_B + eps) + dl/dsigma2 · 2(x_i - mu_B)/m
@@ -70,19 +70,19 @@ static void dl_dx(double *dx, const double *dxhat, const double *x, size_t m,
 static double dl_dgamma(const double *dy, const double *x, size_t m,
                         double mu_B, double s)
 {
-    double sum = 0;
+    long double sum = 0;
     for (size_t i = 0; i < m; i++)
         sum += dy[i] * (x[i] - mu_B) * s;
-    return sum;
+    return (double)sum;
 }
 
 /* (6) dl/dbeta = Σ_i dl/dy_i */
 static double dl_dbeta(const double *dy, size_t m)
 {
-    double sum = 0;
+    long double sum = 0;
     for (size_t i = 0; i < m; i++)
         sum += dy[i];
-    return sum;
+    return (double)sum;
 }
 
 /* Checks shared by both backward forms; *m gets m' = N·H·W. */
@@ -178,7 +178,7 @@ int bn_backward_train_closed_ref(double *dx, double *dgamma, double *dbeta,
         bn_gather_ref(DY, dy, d, c);
         bn_gather_ref(XHAT, x, d, c);
         double s = invstd[c], g = d->affine ? gamma[c] : 1.0;
-        double sum_dy = 0, sum_dy_xhat = 0;
+        long double sum_dy = 0, sum_dy_xhat = 0;
         for (size_t i = 0; i < m; i++) {
             XHAT[i] = (XHAT[i] - mean[c]) * s;   /* xhat_i */
             sum_dy += DY[i];                     /* = dl/dbeta  */

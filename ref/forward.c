@@ -13,6 +13,8 @@
  * One function per line. The variance is computed in two passes (mean first,
  * then squared deviations), never as E[x²] - E[x]², which cancels to nothing
  * when |mu_B| ≫ sigma_B (a channel at 1e7 ± 0.1 keeps ~9 digits here).
+ * Every sum in ref/ is accumulated in long double (64-bit mantissa on x86-64):
+ * a sum of m doubles can lose log2(m) bits, and the oracle should not.
  *
  * To watch it run: make debug, then
  *   gdb --args build/debug/bin/bn_demo  ;  break bn_forward_train_ref  ;  run
@@ -27,19 +29,19 @@
 /* mu_B = (1/m) Σ_i x_i */
 double bn_mean_B(const double *x, size_t m)
 {
-    double sum = 0;
+    long double sum = 0;
     for (size_t i = 0; i < m; i++)
         sum += x[i];
-    return sum / (double)m;
+    return (double)(sum / m);
 }
 
 /* sigma2_B = (1/m) Σ_i (x_i - mu_B)²   (biased: divides by m, not m - 1) */
 double bn_var_biased_B(const double *x, size_t m, double mu_B)
 {
-    double sum = 0;
+    long double sum = 0;
     for (size_t i = 0; i < m; i++)
         sum += (x[i] - mu_B) * (x[i] - mu_B);
-    return sum / (double)m;
+    return (double)(sum / m);
 }
 
 /* xhat_i = (x_i - mu_B) / sqrt(sigma2_B + eps) */

@@ -109,7 +109,7 @@ int bn_backward_infer_ref(double *dx, double *dgamma, double *dbeta,
         BN_TRY(check_population(__func__, c, mean[c], var[c], d->eps));
         double s = 1.0 / sqrt(var[c] + d->eps);
         double scale = (d->affine ? gamma[c] : 1.0) * s;
-        double sum_dy = 0, sum_dy_xhat = 0;
+        long double sum_dy = 0, sum_dy_xhat = 0;
         for (size_t n = 0; n < d->N; n++)
             for (size_t i = 0; i < HW; i++) {
                 size_t k = bn_offset(d, n, c, i);

@@ -89,7 +89,7 @@ int bn_population_stats_ref(double *pop_mean, double *pop_var_unbiased,
         BN_TRY(check_batch_stats(__func__, k % C, batch_means[k], batch_vars_biased[k]));
 
     for (size_t c = 0; c < C; c++) {
-        double E_mu = 0, E_sigma2 = 0;
+        long double E_mu = 0, E_sigma2 = 0;
         for (size_t k = 0; k < K; k++) {
             E_mu += batch_means[k * C + c];
             E_sigma2 += batch_vars_biased[k * C + c];
