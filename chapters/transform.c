@@ -144,7 +144,7 @@ static int parse_args(int argc, char **argv, options *o)
                 continue;
             if (arg[len] == '\0') {             /* --opt VALUE */
                 name = takes_value[k];
-                if (i + 1 >= argc) {
+                if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
                     fprintf(stderr, "transform: %s needs a value (see --help)\n", name);
                     return -1;
                 }
@@ -173,9 +173,9 @@ static int parse_args(int argc, char **argv, options *o)
             }
             if (n < 2) {
                 fprintf(stderr,
-                        "transform: --n %lu: the batch needs at least 2 examples: with one,\n"
-                        "  mu_B = x and sigma2_B = 0, so every y is 0 whatever x is\n"
-                        "  (bnlab refuses that case in training mode: BN_ESINGLE)\n", n);
+                        "transform: --n %lu: the batch needs at least 2 examples. With m = 1,\n"
+                        "  mu_B = x and sigma2_B = 0, so y = 0 whatever x is; bnlab refuses\n"
+                        "  that case in training mode (BN_ESINGLE).\n", n);
                 return -1;
             }
             if (n > (size_t)-1 / (D * sizeof(float))) {

@@ -59,9 +59,18 @@ do for [t in "png pdf"] {
     if (t eq "png") {
         set terminal pngcairo size 1200,500 enhanced font "Sans,10" background "white"
     } else {
-        set terminal pdfcairo size 12in,5in enhanced font "Sans,10"
+        set terminal pdfcairo size 9in,3.75in enhanced font "Sans,10"
     }
     set output outstem . "." . t
+    # Each pass starts from the same state (the loop's second pass would
+    # otherwise inherit the right panel's labels, tics and ranges).
+    unset xlabel
+    unset x2label
+    unset label
+    unset arrow
+    set xtics autofreq
+    set ytics autofreq
+    set offsets 0, 0, 0, 0
 
     set multiplot title sprintf("%s — one mini-batch of m = %d examples", title, N) font ",13" noenhanced
 

@@ -17,7 +17,7 @@
  * a sum of m doubles can lose log2(m) bits, and the oracle should not.
  *
  * To watch it run: make debug, then
- *   gdb --args build/debug/bin/bn_demo  ;  break bn_forward_train_ref  ;  run
+ *   gdb --args build/debug/bin/transform  ;  break bn_forward_train_ref  ;  run
  */
 #include <float.h>
 #include <math.h>

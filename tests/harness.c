@@ -142,6 +142,22 @@ double max_rel_err(const double *a, const double *b, size_t n, double rel_floor)
     return worst;
 }
 
+size_t index_of(const bn_desc *d, size_t n, size_t c, size_t i)
+{
+    size_t H = d->H, W = d->W, h = i / W, w = i % W;
+    if (d->layout == BN_NCHW)
+        return ((n * d->C + c) * H + h) * W + w;
+    return ((n * H + h) * W + w) * d->C + c;
+}
+
+void channel_values(double *out, const double *x, const bn_desc *d, size_t c)
+{
+    size_t HW = d->H * d->W;
+    for (size_t n = 0; n < d->N; n++)
+        for (size_t i = 0; i < HW; i++)
+            out[n * HW + i] = x[index_of(d, n, c, i)];
+}
+
 static bn_error_handler_t *saved_handler;
 
 void errors_quiet(void) { saved_handler = bn_set_error_handler(bn_error_handler_quiet); }

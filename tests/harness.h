@@ -55,6 +55,12 @@ void fd_gradient(double *grad, double *theta, size_t n, double h, loss_fn loss,
  * component that is nearly zero. */
 double max_rel_err(const double *a, const double *b, size_t n, double rel_floor);
 
+/* The m' = N·H·W values of channel c of x, in (n, h, w) order, by the
+ * tests' own index arithmetic (not ref's): out[n·H·W + h·W + w]. */
+void channel_values(double *out, const double *x, const bn_desc *d, size_t c);
+/* Index of (n, c, pixel i = h·W + w) in the layout of d. */
+size_t index_of(const bn_desc *d, size_t n, size_t c, size_t i);
+
 /* Silences bnlab's error handler (tests that provoke errors) and restores it. */
 void errors_quiet(void);
 void errors_loud(void);

@@ -240,8 +240,7 @@ static void check_identities(const bn_desc *d, unsigned long seed)
         double dy_max = 0;
         for (size_t nn = 0; nn < d->N; nn++)
             for (size_t i = 0; i < HW; i++) {
-                size_t k = (d->layout == BN_NCHW) ? (nn * d->C + c) * HW + i
-                                                  : (nn * HW + i) * d->C + c;
+                size_t k = index_of(d, nn, c, i);
                 double xhat = (p.x[k] - p.mean[c]) * s;
                 s1 += dx[k];
                 s2 += dx[k] * xhat;
