@@ -125,6 +125,7 @@ START_TEST(large_offset_inference_does_not_cancel)
     ck_assert_uint_eq(cmp_f64("infer at 1e7 ± 0.1 vs long double", y, want, m, 1e-14, 0), 0);
     printf("  the folded form scale·x + shift at 1e7 ± 0.1 is off by up to %.2e "
            "(why inference evaluates scale·(x - mean) + beta)\n", folded_err);
+    free(x), free(y), free(want);
 }
 END_TEST
 
