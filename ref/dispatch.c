@@ -151,14 +151,11 @@ static int pool_nomem(pool *P, const char *who)
 
 /* ------------------------------------------------------------ operations */
 
-int bn_forward_train(bn_impl impl, float *y, float *mean, float *var_biased,
-                     float *invstd, const float *x, const float *gamma,
-                     const float *beta, const bn_desc *d)
+/* ref through the switch, training forward, plain or fused with ReLU. */
+static int ref_forward_train(int relu, float *y, float *mean, float *var_biased,
+                             float *invstd, const float *x, const float *gamma,
+                             const float *beta, const bn_desc *d)
 {
-    if (impl == BN_IMPL_FAST)
-        FAST(bn_forward_train_fast(y, mean, var_biased, invstd, x, gamma, beta, d));
-    if (impl != BN_IMPL_REF)
-        return unavailable(impl);
     size_t n;
     BN_TRY(bn_desc_check(d, 1, &n, NULL));
     size_t C = d->C;
@@ -167,13 +164,49 @@ int bn_forward_train(bn_impl impl, float *y, float *mean, float *var_biased,
     double *Y = output(&P, y, n), *M = output(&P, mean, C);
     double *V = output(&P, var_biased, C), *S = output(&P, invstd, C);
     POOL_READY(P);
-    int st = bn_forward_train_ref(Y, M, V, S, X, G, B, d);
+    int st = relu ? bn_forward_train_relu_ref(Y, M, V, S, X, G, B, d)
+                  : bn_forward_train_ref(Y, M, V, S, X, G, B, d);
     if (st == BN_OK)
         st = FIRST(narrow(y, Y, n, "y"),
              FIRST(narrow(mean, M, C, "mean"),
              FIRST(narrow(var_biased, V, C, "var_biased"),
                    narrow(invstd, S, C, "invstd"))));
     return pool_end(&P, st);
+}
+
+/* ref through the switch, training backward; y is used only with relu. */
+static int ref_backward_train(int relu, float *dx, float *dgamma, float *dbeta,
+                              const float *dy, const float *y, const float *x,
+                              const float *mean, const float *invstd,
+                              const float *gamma, const bn_desc *d)
+{
+    size_t n;
+    BN_TRY(bn_desc_check(d, 1, &n, NULL));
+    size_t C = d->C;
+    pool P = {0};
+    double *DY = widen(&P, dy, n), *Yv = relu ? widen(&P, y, n) : NULL;
+    double *X = widen(&P, x, n), *M = widen(&P, mean, C);
+    double *S = widen(&P, invstd, C), *G = widen(&P, gamma, C);
+    double *DX = output(&P, dx, n), *DG = output(&P, dgamma, C), *DB = output(&P, dbeta, C);
+    POOL_READY(P);
+    int st = relu ? bn_backward_train_relu_ref(DX, DG, DB, DY, Yv, X, M, S, G, d)
+                  : bn_backward_train_ref(DX, DG, DB, DY, X, M, S, G, d);
+    if (st == BN_OK)
+        st = FIRST(narrow(dx, DX, n, "dx"),
+             FIRST(narrow(d->affine ? dgamma : NULL, DG, C, "dgamma"),
+                   narrow(d->affine ? dbeta : NULL, DB, C, "dbeta")));
+    return pool_end(&P, st);
+}
+
+int bn_forward_train(bn_impl impl, float *y, float *mean, float *var_biased,
+                     float *invstd, const float *x, const float *gamma,
+                     const float *beta, const bn_desc *d)
+{
+    if (impl == BN_IMPL_FAST)
+        FAST(bn_forward_train_fast(y, mean, var_biased, invstd, x, gamma, beta, d));
+    if (impl != BN_IMPL_REF)
+        return unavailable(impl);
+    return ref_forward_train(0, y, mean, var_biased, invstd, x, gamma, beta, d);
 }
 
 int bn_forward_train_relu(bn_impl impl, float *y, float *mean,
@@ -185,21 +218,7 @@ int bn_forward_train_relu(bn_impl impl, float *y, float *mean,
         FAST(bn_forward_train_relu_fast(y, mean, var_biased, invstd, x, gamma, beta, d));
     if (impl != BN_IMPL_REF)
         return unavailable(impl);
-    size_t n;
-    BN_TRY(bn_desc_check(d, 1, &n, NULL));
-    size_t C = d->C;
-    pool P = {0};
-    double *X = widen(&P, x, n), *G = widen(&P, gamma, C), *B = widen(&P, beta, C);
-    double *Y = output(&P, y, n), *M = output(&P, mean, C);
-    double *V = output(&P, var_biased, C), *S = output(&P, invstd, C);
-    POOL_READY(P);
-    int st = bn_forward_train_relu_ref(Y, M, V, S, X, G, B, d);
-    if (st == BN_OK)
-        st = FIRST(narrow(y, Y, n, "y"),
-             FIRST(narrow(mean, M, C, "mean"),
-             FIRST(narrow(var_biased, V, C, "var_biased"),
-                   narrow(invstd, S, C, "invstd"))));
-    return pool_end(&P, st);
+    return ref_forward_train(1, y, mean, var_biased, invstd, x, gamma, beta, d);
 }
 
 int bn_backward_train(bn_impl impl, float *dx, float *dgamma, float *dbeta,
@@ -210,20 +229,7 @@ int bn_backward_train(bn_impl impl, float *dx, float *dgamma, float *dbeta,
         FAST(bn_backward_train_fast(dx, dgamma, dbeta, dy, x, mean, invstd, gamma, d));
     if (impl != BN_IMPL_REF)
         return unavailable(impl);
-    size_t n;
-    BN_TRY(bn_desc_check(d, 1, &n, NULL));
-    size_t C = d->C;
-    pool P = {0};
-    double *DY = widen(&P, dy, n), *X = widen(&P, x, n), *M = widen(&P, mean, C);
-    double *S = widen(&P, invstd, C), *G = widen(&P, gamma, C);
-    double *DX = output(&P, dx, n), *DG = output(&P, dgamma, C), *DB = output(&P, dbeta, C);
-    POOL_READY(P);
-    int st = bn_backward_train_ref(DX, DG, DB, DY, X, M, S, G, d);
-    if (st == BN_OK)
-        st = FIRST(narrow(dx, DX, n, "dx"),
-             FIRST(narrow(d->affine ? dgamma : NULL, DG, C, "dgamma"),
-                   narrow(d->affine ? dbeta : NULL, DB, C, "dbeta")));
-    return pool_end(&P, st);
+    return ref_backward_train(0, dx, dgamma, dbeta, dy, NULL, x, mean, invstd, gamma, d);
 }
 
 int bn_backward_train_relu(bn_impl impl, float *dx, float *dgamma,
@@ -237,20 +243,7 @@ int bn_backward_train_relu(bn_impl impl, float *dx, float *dgamma,
                                          gamma, d));
     if (impl != BN_IMPL_REF)
         return unavailable(impl);
-    size_t n;
-    BN_TRY(bn_desc_check(d, 1, &n, NULL));
-    size_t C = d->C;
-    pool P = {0};
-    double *DY = widen(&P, dy, n), *Yv = widen(&P, y, n), *X = widen(&P, x, n);
-    double *M = widen(&P, mean, C), *S = widen(&P, invstd, C), *G = widen(&P, gamma, C);
-    double *DX = output(&P, dx, n), *DG = output(&P, dgamma, C), *DB = output(&P, dbeta, C);
-    POOL_READY(P);
-    int st = bn_backward_train_relu_ref(DX, DG, DB, DY, Yv, X, M, S, G, d);
-    if (st == BN_OK)
-        st = FIRST(narrow(dx, DX, n, "dx"),
-             FIRST(narrow(d->affine ? dgamma : NULL, DG, C, "dgamma"),
-                   narrow(d->affine ? dbeta : NULL, DB, C, "dbeta")));
-    return pool_end(&P, st);
+    return ref_backward_train(1, dx, dgamma, dbeta, dy, y, x, mean, invstd, gamma, d);
 }
 
 int bn_running_update(bn_impl impl, float *running_mean, float *running_var,

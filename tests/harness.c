@@ -158,6 +158,15 @@ void channel_values(double *out, const double *x, const bn_desc *d, size_t c)
             out[n * HW + i] = x[index_of(d, n, c, i)];
 }
 
+void relayout(double *dst, const bn_desc *to, const double *src, const bn_desc *from)
+{
+    size_t HW = from->H * from->W;
+    for (size_t n = 0; n < from->N; n++)
+        for (size_t c = 0; c < from->C; c++)
+            for (size_t i = 0; i < HW; i++)
+                dst[index_of(to, n, c, i)] = src[index_of(from, n, c, i)];
+}
+
 static bn_error_handler_t *saved_handler;
 
 void errors_quiet(void) { saved_handler = bn_set_error_handler(bn_error_handler_quiet); }

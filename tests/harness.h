@@ -61,6 +61,10 @@ void channel_values(double *out, const double *x, const bn_desc *d, size_t c);
 /* Index of (n, c, pixel i = h·W + w) in the layout of d. */
 size_t index_of(const bn_desc *d, size_t n, size_t c, size_t i);
 
+/* Copies tensor src (shape and layout of `from`) into dst in the layout of
+ * `to` (same N, C, H, W). */
+void relayout(double *dst, const bn_desc *to, const double *src, const bn_desc *from);
+
 /* Silences bnlab's error handler (tests that provoke errors) and restores it. */
 void errors_quiet(void);
 void errors_loud(void);

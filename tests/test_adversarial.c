@@ -24,30 +24,25 @@
 /* Exact-enough oracle in binary128 (113-bit significand): the sum of m
  * doubles near 1e7 (bits from 2^-29 to 2^40) is exact, so mu is correct to
  * 1e-34 relative and the squared deviations to ~1e-33. */
-static void quad_stats(const double *x, size_t m, double *mean, double *var)
+static void quad_stats(const double *x, size_t m, __float128 *mu, __float128 *var)
 {
     __float128 s = 0, q = 0;
     for (size_t i = 0; i < m; i++)
         s += x[i];
-    __float128 mu = s / m;
+    *mu = s / m;
     for (size_t i = 0; i < m; i++)
-        q += (x[i] - mu) * (x[i] - mu);
-    *mean = (double)mu;
-    *var = (double)(q / m);
+        q += (x[i] - *mu) * (x[i] - *mu);
+    *var = q / m;
 }
 
 /* y_i = gamma·(x_i - mu)/sqrt(var + eps) + beta with mu and var from
- * quad_stats in binary128 and the square root in long double (64 bits). */
+ * quad_stats and the square root in long double (64 bits). */
 static void quad_normalize(double *y, const double *x, size_t m, double gamma,
                            double beta, double eps)
 {
-    __float128 s = 0, q = 0;
-    for (size_t i = 0; i < m; i++)
-        s += x[i];
-    __float128 mu = s / m;
-    for (size_t i = 0; i < m; i++)
-        q += (x[i] - mu) * (x[i] - mu);
-    long double sd = sqrtl((long double)(q / m + eps));
+    __float128 mu, var;
+    quad_stats(x, m, &mu, &var);
+    long double sd = sqrtl((long double)(var + eps));
     for (size_t i = 0; i < m; i++)
         y[i] = (double)((long double)((x[i] - mu)) / sd * gamma + beta);
 }
@@ -100,7 +95,9 @@ START_TEST(large_offset_random)
     printf("  1e7 + 0.2 ± 0.1, %s\n", desc_str(&d));
     for (size_t c = 0; c < 3; c++) {
         channel_values(v, x, &d, c);
-        quad_stats(v, m, &qm[c], &qv[c]);
+        __float128 mu_q, var_q;
+        quad_stats(v, m, &mu_q, &var_q);
+        qm[c] = (double)mu_q, qv[c] = (double)var_q;
         gm[c] = gsl_stats_mean(v, 1, m);
         gv[c] = gsl_stats_variance_with_fixed_mean(v, 1, m, gm[c]);
         channel_values(yv, y, &d, c);

@@ -306,29 +306,67 @@ START_TEST(backward_layouts_agree)
     bn_desc a = test_shapes[0], b = a;
     b.layout = BN_NHWC;
     problem p = problem_new(&a, TRAIN, 800);
-    size_t n = p.n, HW = a.H * a.W;
+    size_t n = p.n;
     double *dx = dalloc(n), *dg = dalloc(a.C), *db = dalloc(a.C);
     analytic(&p, bn_backward_train_ref, dx, dg, db);
     double *xt = dalloc(n), *dyt = dalloc(n), *dxt = dalloc(n), *dx_back = dalloc(n);
     double *dg2 = dalloc(a.C), *db2 = dalloc(a.C);
-    for (size_t nn = 0; nn < a.N; nn++)
-        for (size_t c = 0; c < a.C; c++)
-            for (size_t i = 0; i < HW; i++) {
-                xt[(nn * HW + i) * a.C + c] = p.x[(nn * a.C + c) * HW + i];
-                dyt[(nn * HW + i) * a.C + c] = p.w[(nn * a.C + c) * HW + i];
-            }
+    relayout(xt, &b, p.x, &a);
+    relayout(dyt, &b, p.w, &a);
     ck_assert_int_eq(bn_backward_train_ref(dxt, dg2, db2, dyt, xt, p.mean, p.invstd,
                                            p.gamma, &b), BN_OK);
-    for (size_t nn = 0; nn < a.N; nn++)
-        for (size_t c = 0; c < a.C; c++)
-            for (size_t i = 0; i < HW; i++)
-                dx_back[(nn * a.C + c) * HW + i] = dxt[(nn * HW + i) * a.C + c];
+    relayout(dx_back, &a, dxt, &b);
     ck_assert_uint_eq(cmp_f64("dx nhwc vs nchw", dx_back, dx, n, 0, 0), 0);
     ck_assert_uint_eq(cmp_f64("dgamma nhwc vs nchw", dg2, dg, a.C, 0, 0), 0);
     ck_assert_uint_eq(cmp_f64("dbeta nhwc vs nchw", db2, db, a.C, 0, 0), 0);
     free(dx), free(dg), free(db), free(xt), free(dyt), free(dxt), free(dx_back);
     free(dg2), free(db2);
     problem_free(&p);
+}
+END_TEST
+
+/* The float switch with BN_IMPL_REF, backward plain and fused with ReLU:
+ * float inputs widen exactly, one rounding back: rtol 2^-24 ≈ 6e-8, atol
+ * 1e-30 for zeros. */
+START_TEST(float_switch_backward)
+{
+    const bn_desc *d = &test_shapes[_i];
+    for (int relu = 0; relu < 2; relu++) {
+        problem p = problem_new(d, relu ? TRAIN_RELU : TRAIN, 750 + _i);
+        size_t n = p.n, C = p.C;
+        float *f = malloc((4 * n + 5 * C) * sizeof *f);
+        ck_assert_ptr_nonnull(f);
+        float *x = f, *dy = x + n, *y = dy + n, *dx = y + n;
+        float *g = dx + n, *mu = g + C, *inv = mu + C, *dg = inv + C, *db = dg + C;
+        for (size_t k = 0; k < n; k++)
+            x[k] = (float)p.x[k], p.x[k] = x[k], dy[k] = (float)p.w[k], p.w[k] = dy[k];
+        for (size_t c = 0; c < C; c++)
+            g[c] = (float)p.gamma[c], p.gamma[c] = g[c];
+        double *dxd = dalloc(n), *dgd = dalloc(C), *dbd = dalloc(C);
+        analytic(&p, bn_backward_train_ref, dxd, dgd, dbd); /* y, mean, invstd from double */
+        for (size_t k = 0; k < n; k++)
+            y[k] = (float)p.y[k], p.y[k] = y[k];
+        for (size_t c = 0; c < C; c++)
+            mu[c] = (float)p.mean[c], p.mean[c] = mu[c], inv[c] = (float)p.invstd[c],
+            p.invstd[c] = inv[c];
+        /* the double run, on exactly the float values the switch sees */
+        ck_assert_int_eq(relu ? bn_backward_train_relu_ref(dxd, dgd, dbd, p.w, p.y, p.x,
+                                                           p.mean, p.invstd, p.gamma, d)
+                              : bn_backward_train_ref(dxd, dgd, dbd, p.w, p.x, p.mean,
+                                                      p.invstd, p.gamma, d), BN_OK);
+        ck_assert_int_eq(relu ? bn_backward_train_relu(BN_IMPL_REF, dx, dg, db, dy, y, x,
+                                                       mu, inv, g, d)
+                              : bn_backward_train(BN_IMPL_REF, dx, dg, db, dy, x, mu, inv,
+                                                  g, d), BN_OK);
+        printf("  float switch backward%s, %s\n", relu ? " relu" : "", desc_str(d));
+        ck_assert_uint_eq(cmp_f32("dx float vs double", dx, dxd, n, 1e-30, 6e-8), 0);
+        if (d->affine) {
+            ck_assert_uint_eq(cmp_f32("dgamma float vs double", dg, dgd, C, 1e-30, 6e-8), 0);
+            ck_assert_uint_eq(cmp_f32("dbeta float vs double", db, dbd, C, 1e-30, 6e-8), 0);
+        }
+        free(f), free(dxd), free(dgd), free(dbd);
+        problem_free(&p);
+    }
 }
 END_TEST
 
@@ -357,6 +395,7 @@ static Suite *properties_suite(void)
     tcase_add_loop_test(tc, gradient_identities_eps0, 0, n);
     tcase_add_test(tc, backward_in_place);
     tcase_add_test(tc, backward_layouts_agree);
+    tcase_add_loop_test(tc, float_switch_backward, 0, n);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -138,18 +138,11 @@ START_TEST(layouts_agree)
     bn_desc dn = test_shapes[0], dh = dn;
     dh.layout = BN_NHWC;
     fwd f = fwd_new(&dn, 40, 0, 1), g = fwd_new(&dh, 40, 0, 1);
-    size_t HW = dn.H * dn.W;
-    for (size_t n = 0; n < dn.N; n++)
-        for (size_t c = 0; c < dn.C; c++)
-            for (size_t i = 0; i < HW; i++)
-                g.x[index_of(&dh, n, c, i)] = f.x[index_of(&dn, n, c, i)];
+    relayout(g.x, &dh, f.x, &dn);
     fwd_run(&f);
     fwd_run(&g);
     double *back = dalloc(f.n);
-    for (size_t n = 0; n < dn.N; n++)
-        for (size_t c = 0; c < dn.C; c++)
-            for (size_t i = 0; i < HW; i++)
-                back[index_of(&dn, n, c, i)] = g.y[index_of(&dh, n, c, i)];
+    relayout(back, &dn, g.y, &dh);
     ck_assert_uint_eq(cmp_f64("y nhwc vs nchw", back, f.y, f.n, 0, 0), 0);
     ck_assert_uint_eq(cmp_f64("mean nhwc vs nchw", g.mean, f.mean, f.C, 0, 0), 0);
     ck_assert_uint_eq(cmp_f64("var nhwc vs nchw", g.var, f.var, f.C, 0, 0), 0);

@@ -190,18 +190,11 @@ START_TEST(infer_variants)
     bn_desc dn = test_shapes[0], dh = dn;
     dh.layout = BN_NHWC;
     inf p = inf_new(&dn, 1400, 1, 1), q = inf_new(&dh, 1400, 1, 1);
-    size_t HW = dn.H * dn.W;
-    for (size_t n = 0; n < dn.N; n++)
-        for (size_t c = 0; c < dn.C; c++)
-            for (size_t i = 0; i < HW; i++)
-                q.x[index_of(&dh, n, c, i)] = p.x[index_of(&dn, n, c, i)];
+    relayout(q.x, &dh, p.x, &dn);
     inf_run(&p);
     inf_run(&q);
     double *back = dalloc(p.n);
-    for (size_t n = 0; n < dn.N; n++)
-        for (size_t c = 0; c < dn.C; c++)
-            for (size_t i = 0; i < HW; i++)
-                back[index_of(&dn, n, c, i)] = q.y[index_of(&dh, n, c, i)];
+    relayout(back, &dn, q.y, &dh);
     ck_assert_uint_eq(cmp_f64("infer nhwc vs nchw", back, p.y, p.n, 0, 0), 0);
 
     memcpy(back, p.x, p.n * sizeof *back);
