@@ -92,26 +92,30 @@ static int check_backward(const char *who, double *dx, double *dgamma,
                           const double *gamma, const bn_desc *d, size_t *m)
 {
     BN_TRY(bn_desc_check(d, 1, NULL, m));
-    BN_REQUIRE(dx);
-    BN_REQUIRE(dy);
-    BN_REQUIRE(x);
-    BN_REQUIRE(mean);
-    BN_REQUIRE(invstd);
+    BN_REQUIRE_IN(who, dx);
+    BN_REQUIRE_IN(who, dy);
+    BN_REQUIRE_IN(who, x);
+    BN_REQUIRE_IN(who, mean);
+    BN_REQUIRE_IN(who, invstd);
     if (d->affine) {
-        BN_REQUIRE(gamma);
-        BN_REQUIRE(dgamma);
-        BN_REQUIRE(dbeta);
+        BN_REQUIRE_IN(who, gamma);
+        BN_REQUIRE_IN(who, dgamma);
+        BN_REQUIRE_IN(who, dbeta);
     }
-    for (size_t c = 0; c < d->C; c++)
+    for (size_t c = 0; c < d->C; c++) {
+        if (d->affine)
+            BN_TRY(bn_check_params(who, c, gamma, NULL));
         if (!isfinite(mean[c]) || !(invstd[c] > 0) || isinf(invstd[c]))
             BN_ERROR(BN_EDOM,
                      "%s: channel %zu: saved mean = %g, invstd = %g; pass the "
                      "mean and invstd from bn_forward_train (invstd > 0, finite)",
                      who, c, mean[c], invstd[c]);
+    }
     return BN_OK;
 }
 
-/* dy with NaN or Inf makes every gradient of its channel NaN: say so. */
+/* dy with NaN or Inf makes every gradient of its channel NaN: say so. Called
+ * with long-double sums, so their conversion to double is checked too. */
 static int check_grad(const char *who, size_t c, double dgamma, double dbeta)
 {
     if (!isfinite(dgamma) || !isfinite(dbeta))
@@ -150,6 +154,9 @@ int bn_backward_train_ref(double *dx, double *dgamma, double *dbeta,
         if (status != BN_OK)
             break;
         dl_dx(DX, DXHAT, X, m, mu_B, s, dsigma2, dmu);              /* (4) */
+        status = bn_check_finite(__func__, "dx", c, DX, m);
+        if (status != BN_OK)
+            break;
         bn_scatter_ref(dx, DX, d, c);
         if (d->affine) {
             dgamma[c] = dg;
@@ -190,6 +197,9 @@ int bn_backward_train_closed_ref(double *dx, double *dgamma, double *dbeta,
         double mean_dy = sum_dy / (double)m, mean_dy_xhat = sum_dy_xhat / (double)m;
         for (size_t i = 0; i < m; i++)
             DY[i] = g * s * (DY[i] - mean_dy - XHAT[i] * mean_dy_xhat);
+        status = bn_check_finite(__func__, "dx", c, DY, m);  /* DY now holds dx */
+        if (status != BN_OK)
+            break;
         bn_scatter_ref(dx, DY, d, c);
         if (d->affine) {
             dgamma[c] = sum_dy_xhat;

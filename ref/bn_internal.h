@@ -16,13 +16,15 @@
         return (status);                                                       \
     } while (0)
 
-/* Returns BN_EFAULT, naming the argument, when a required pointer is NULL. */
-#define BN_REQUIRE(ptr)                                                        \
+/* Returns BN_EFAULT, naming the argument, when a required pointer is NULL;
+ * BN_REQUIRE_IN names the public function `who` from inside a helper. */
+#define BN_REQUIRE_IN(who, ptr)                                                \
     do {                                                                       \
         if ((ptr) == NULL)                                                     \
             BN_ERROR(BN_EFAULT, "%s: required argument '%s' is NULL",          \
-                     __func__, #ptr);                                          \
+                     (who), #ptr);                                             \
     } while (0)
+#define BN_REQUIRE(ptr) BN_REQUIRE_IN(__func__, ptr)
 
 /* Propagates a non-zero status (the handler has already been called). */
 #define BN_TRY(expr)                                                           \
@@ -46,6 +48,14 @@ static inline size_t bn_offset(const bn_desc *d, size_t n, size_t c, size_t i)
 }
 
 #endif
+
+/* BN_EDOM unless all m values of v are finite: what = "y", "dx", ...;
+ * an overflow or a NaN is reported, never returned as a result. */
+int bn_check_finite(const char *who, const char *what, size_t c, const double *v,
+                    size_t m);
+/* BN_EDOM unless gamma[c] and beta[c] (when given) are finite. */
+int bn_check_params(const char *who, size_t c, const double *gamma,
+                    const double *beta);
 
 /* ref/ works on one channel at a time, as Algorithm 1 works on one activation:
  * gather copies the m' = N·H·W values of channel c into a contiguous batch

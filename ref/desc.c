@@ -65,3 +65,22 @@ void bn_scatter_ref(double *y, const double *B, const bn_desc *d, size_t c)
         for (size_t i = 0; i < HW; i++)
             y[bn_offset(d, n, c, i)] = B[n * HW + i];
 }
+
+int bn_check_finite(const char *who, const char *what, size_t c, const double *v,
+                    size_t m)
+{
+    for (size_t i = 0; i < m; i++)
+        if (!isfinite(v[i]))
+            BN_ERROR(BN_EDOM, "%s: channel %zu: %s = %g (NaN or Inf in the input, or "
+                     "the result overflows double)", who, c, what, v[i]);
+    return BN_OK;
+}
+
+int bn_check_params(const char *who, size_t c, const double *gamma,
+                    const double *beta)
+{
+    if ((gamma && !isfinite(gamma[c])) || (beta && !isfinite(beta[c])))
+        BN_ERROR(BN_EDOM, "%s: channel %zu: gamma = %g, beta = %g must be finite", who,
+                 c, gamma ? gamma[c] : 1.0, beta ? beta[c] : 0.0);
+    return BN_OK;
+}

@@ -113,16 +113,27 @@ static double *output(pool *P, const float *dst, size_t n)
     return p;
 }
 
-/* Rounds src[n] into dst; a finite double beyond float's range is BN_EDOM. */
-static int narrow(float *dst, const double *src, size_t n, const char *what)
+/* One output of a ref call: double src[n] to be rounded into float dst[n]
+ * (dst NULL: not wanted). */
+typedef struct {
+    float *dst;
+    const double *src;
+    size_t n;
+    const char *what;
+} result;
+
+/* Rounds every result into its float array, or none: a finite double beyond
+ * float's range is BN_EDOM, and then no output has been touched. */
+static int narrow(const result *r, int count)
 {
-    if (!dst)
-        return BN_OK;
-    for (size_t k = 0; k < n; k++) {
-        dst[k] = (float)src[k];
-        if (isfinite(src[k]) && !isfinite(dst[k]))
-            BN_ERROR(BN_EDOM, "%s[%zu] = %g does not fit in a float", what, k, src[k]);
-    }
+    for (int j = 0; j < count; j++)
+        for (size_t k = 0; r[j].dst && k < r[j].n; k++)
+            if (isfinite(r[j].src[k]) && isinf((float)r[j].src[k]))
+                BN_ERROR(BN_EDOM, "%s[%zu] = %g does not fit in a float", r[j].what, k,
+                         r[j].src[k]);
+    for (int j = 0; j < count; j++)
+        for (size_t k = 0; r[j].dst && k < r[j].n; k++)
+            r[j].dst[k] = (float)r[j].src[k];
     return BN_OK;
 }
 
@@ -146,8 +157,6 @@ static int pool_nomem(pool *P, const char *who)
             return pool_nomem(&(P), __func__);                                 \
     } while (0)
 
-/* Returns the first failing status of a sequence of calls. */
-#define FIRST(a, b) ((a) != BN_OK ? (a) : (b))
 
 /* ------------------------------------------------------------ operations */
 
@@ -167,10 +176,8 @@ static int ref_forward_train(int relu, float *y, float *mean, float *var_biased,
     int st = relu ? bn_forward_train_relu_ref(Y, M, V, S, X, G, B, d)
                   : bn_forward_train_ref(Y, M, V, S, X, G, B, d);
     if (st == BN_OK)
-        st = FIRST(narrow(y, Y, n, "y"),
-             FIRST(narrow(mean, M, C, "mean"),
-             FIRST(narrow(var_biased, V, C, "var_biased"),
-                   narrow(invstd, S, C, "invstd"))));
+        st = narrow((result[]){{y, Y, n, "y"}, {mean, M, C, "mean"},
+                               {var_biased, V, C, "var_biased"}, {invstd, S, C, "invstd"}}, 4);
     return pool_end(&P, st);
 }
 
@@ -192,9 +199,8 @@ static int ref_backward_train(int relu, float *dx, float *dgamma, float *dbeta,
     int st = relu ? bn_backward_train_relu_ref(DX, DG, DB, DY, Yv, X, M, S, G, d)
                   : bn_backward_train_ref(DX, DG, DB, DY, X, M, S, G, d);
     if (st == BN_OK)
-        st = FIRST(narrow(dx, DX, n, "dx"),
-             FIRST(narrow(d->affine ? dgamma : NULL, DG, C, "dgamma"),
-                   narrow(d->affine ? dbeta : NULL, DB, C, "dbeta")));
+        st = narrow((result[]){{dx, DX, n, "dx"}, {d->affine ? dgamma : NULL, DG, C, "dgamma"},
+                               {d->affine ? dbeta : NULL, DB, C, "dbeta"}}, 3);
     return pool_end(&P, st);
 }
 
@@ -262,10 +268,14 @@ int bn_running_update(bn_impl impl, float *running_mean, float *running_var,
     double *RM = widen(&P, running_mean, C), *RV = widen(&P, running_var, C);
     double *M = widen(&P, mean, C), *V = widen(&P, var_biased, C);
     POOL_READY(P);
-    int st = bn_running_update_ref(RM, RV, num_batches, M, V, C, m, rule, momentum);
+    size_t count = num_batches ? *num_batches : 0; /* changed only on success */
+    int st = bn_running_update_ref(RM, RV, num_batches ? &count : NULL, M, V, C, m,
+                                   rule, momentum);
     if (st == BN_OK)
-        st = FIRST(narrow(running_mean, RM, C, "running_mean"),
-                   narrow(running_var, RV, C, "running_var"));
+        st = narrow((result[]){{running_mean, RM, C, "running_mean"},
+                               {running_var, RV, C, "running_var"}}, 2);
+    if (st == BN_OK && num_batches)
+        *num_batches = count;
     return pool_end(&P, st);
 }
 
@@ -286,7 +296,7 @@ int bn_forward_infer(bn_impl impl, float *y, const float *x, const float *gamma,
     POOL_READY(P);
     int st = bn_forward_infer_ref(Y, X, G, B, M, V, d);
     if (st == BN_OK)
-        st = narrow(y, Y, n, "y");
+        st = narrow((result[]){{y, Y, n, "y"}}, 1);
     return pool_end(&P, st);
 }
 
@@ -308,9 +318,8 @@ int bn_backward_infer(bn_impl impl, float *dx, float *dgamma, float *dbeta,
     POOL_READY(P);
     int st = bn_backward_infer_ref(DX, DG, DB, DY, X, G, M, V, d);
     if (st == BN_OK)
-        st = FIRST(narrow(dx, DX, n, "dx"),
-             FIRST(narrow(d->affine ? dgamma : NULL, DG, C, "dgamma"),
-                   narrow(d->affine ? dbeta : NULL, DB, C, "dbeta")));
+        st = narrow((result[]){{dx, DX, n, "dx"}, {d->affine ? dgamma : NULL, DG, C, "dgamma"},
+                               {d->affine ? dbeta : NULL, DB, C, "dbeta"}}, 3);
     return pool_end(&P, st);
 }
 
@@ -329,7 +338,7 @@ int bn_population_stats(float *pop_mean, float *pop_var_unbiased,
     POOL_READY(P);
     int st = bn_population_stats_ref(PM, PV, BM, BV, K, C, m);
     if (st == BN_OK)
-        st = FIRST(narrow(pop_mean, PM, C, "pop_mean"),
-                   narrow(pop_var_unbiased, PV, C, "pop_var_unbiased"));
+        st = narrow((result[]){{pop_mean, PM, C, "pop_mean"},
+                               {pop_var_unbiased, PV, C, "pop_var_unbiased"}}, 2);
     return pool_end(&P, st);
 }

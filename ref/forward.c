@@ -106,11 +106,16 @@ int bn_forward_train_ref(double *y, double *mean, double *var_biased,
         double mu_B = bn_mean_B(B, m);
         double sigma2_B = bn_var_biased_B(B, m, mu_B);
         status = bn_check_stats(c, mu_B, sigma2_B, d->eps);
+        if (status == BN_OK && d->affine)
+            status = bn_check_params(__func__, c, gamma, beta);
         if (status != BN_OK)
             break;
         bn_normalize(xhat, B, m, mu_B, sigma2_B, d->eps);
         double g = d->affine ? gamma[c] : 1.0, b = d->affine ? beta[c] : 0.0;
         bn_scale_and_shift(B, xhat, m, g, b); /* B now holds y */
+        status = bn_check_finite(__func__, "y", c, B, m);
+        if (status != BN_OK)
+            break;
         bn_scatter_ref(y, B, d, c);
 
         mean[c] = mu_B;

@@ -29,28 +29,35 @@ static int check_population(const char *who, size_t c, double mean, double var,
 }
 
 /* scale = gamma / sqrt(Var[x] + eps),  shift = beta - scale·E[x] for channel c */
-static int fold_channel(double *scale, double *shift, const double *gamma,
-                        const double *beta, const double *mean,
-                        const double *var, const bn_desc *d, size_t c)
+static int fold_channel(const char *who, double *scale, double *shift,
+                        const double *gamma, const double *beta,
+                        const double *mean, const double *var, const bn_desc *d,
+                        size_t c)
 {
-    BN_TRY(check_population(__func__, c, mean[c], var[c], d->eps));
+    BN_TRY(check_population(who, c, mean[c], var[c], d->eps));
+    if (d->affine)
+        BN_TRY(bn_check_params(who, c, gamma, beta));
     double g = d->affine ? gamma[c] : 1.0, b = d->affine ? beta[c] : 0.0;
     *scale = g / sqrt(var[c] + d->eps);
     *shift = b - *scale * mean[c];
+    if (!isfinite(*scale) || !isfinite(*shift))
+        BN_ERROR(BN_EDOM, "%s: channel %zu: scale = %g, shift = %g overflow double",
+                 who, c, *scale, *shift);
     return BN_OK;
 }
 
 /* Inputs common to the inference functions; beta only where it is used. */
-static int check_infer(const double *gamma, const double *beta, int need_beta,
-                       const double *mean, const double *var, const bn_desc *d)
+static int check_infer(const char *who, const double *gamma, const double *beta,
+                       int need_beta, const double *mean, const double *var,
+                       const bn_desc *d)
 {
     BN_TRY(bn_desc_check(d, 0, NULL, NULL));
-    BN_REQUIRE(mean);
-    BN_REQUIRE(var);
+    BN_REQUIRE_IN(who, mean);
+    BN_REQUIRE_IN(who, var);
     if (d->affine) {
-        BN_REQUIRE(gamma);
+        BN_REQUIRE_IN(who, gamma);
         if (need_beta)
-            BN_REQUIRE(beta);
+            BN_REQUIRE_IN(who, beta);
     }
     return BN_OK;
 }
@@ -59,11 +66,11 @@ int bn_fold_ref(double *scale, double *shift, const double *gamma,
                 const double *beta, const double *mean, const double *var,
                 const bn_desc *d)
 {
-    BN_TRY(check_infer(gamma, beta, 1, mean, var, d));
+    BN_TRY(check_infer(__func__, gamma, beta, 1, mean, var, d));
     BN_REQUIRE(scale);
     BN_REQUIRE(shift);
     for (size_t c = 0; c < d->C; c++)
-        BN_TRY(fold_channel(&scale[c], &shift[c], gamma, beta, mean, var, d, c));
+        BN_TRY(fold_channel(__func__, &scale[c], &shift[c], gamma, beta, mean, var, d, c));
     return BN_OK;
 }
 
@@ -71,18 +78,21 @@ int bn_forward_infer_ref(double *y, const double *x, const double *gamma,
                          const double *beta, const double *mean,
                          const double *var, const bn_desc *d)
 {
-    BN_TRY(check_infer(gamma, beta, 1, mean, var, d));
+    BN_TRY(check_infer(__func__, gamma, beta, 1, mean, var, d));
     BN_REQUIRE(y);
     BN_REQUIRE(x);
     size_t HW = d->H * d->W;
     for (size_t c = 0; c < d->C; c++) {
         double scale, shift;
-        BN_TRY(fold_channel(&scale, &shift, gamma, beta, mean, var, d, c));
+        BN_TRY(fold_channel(__func__, &scale, &shift, gamma, beta, mean, var, d, c));
         double b = d->affine ? beta[c] : 0.0;
         for (size_t n = 0; n < d->N; n++)
             for (size_t i = 0; i < HW; i++) {
                 size_t k = bn_offset(d, n, c, i);
                 y[k] = scale * (x[k] - mean[c]) + b;  /* = scale·x + shift */
+                if (!isfinite(y[k]))
+                    BN_ERROR(BN_EDOM, "%s: channel %zu: y = %g from x = %g (NaN or "
+                             "Inf in x, or y overflows double)", __func__, c, y[k], x[k]);
             }
     }
     return BN_OK;
@@ -96,7 +106,7 @@ int bn_backward_infer_ref(double *dx, double *dgamma, double *dbeta,
                           const double *mean, const double *var,
                           const bn_desc *d)
 {
-    BN_TRY(check_infer(gamma, NULL, 0, mean, var, d));
+    BN_TRY(check_infer(__func__, gamma, NULL, 0, mean, var, d));
     BN_REQUIRE(dx);
     BN_REQUIRE(dy);
     BN_REQUIRE(x);
@@ -107,6 +117,8 @@ int bn_backward_infer_ref(double *dx, double *dgamma, double *dbeta,
     size_t HW = d->H * d->W;
     for (size_t c = 0; c < d->C; c++) {
         BN_TRY(check_population(__func__, c, mean[c], var[c], d->eps));
+        if (d->affine)
+            BN_TRY(bn_check_params(__func__, c, gamma, NULL));
         double s = 1.0 / sqrt(var[c] + d->eps);
         double scale = (d->affine ? gamma[c] : 1.0) * s;
         long double sum_dy = 0, sum_dy_xhat = 0;
@@ -117,8 +129,11 @@ int bn_backward_infer_ref(double *dx, double *dgamma, double *dbeta,
                 sum_dy += g;
                 sum_dy_xhat += g * (x[k] - mean[c]) * s;
                 dx[k] = g * scale;
+                if (!isfinite(dx[k]))
+                    BN_ERROR(BN_EDOM, "%s: channel %zu: dx = %g (NaN or Inf in dy, or "
+                             "dx overflows double)", __func__, c, dx[k]);
             }
-        if (!isfinite(sum_dy) || !isfinite(sum_dy_xhat))
+        if (!isfinite((double)sum_dy) || !isfinite((double)sum_dy_xhat))
             BN_ERROR(BN_EDOM, "%s: channel %zu: dy holds NaN or Inf", __func__, c);
         if (d->affine) {
             dgamma[c] = sum_dy_xhat;

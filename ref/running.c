@@ -41,7 +41,7 @@ int bn_running_update_ref(double *running_mean, double *running_var,
     if (rule == BN_RUNNING_CUMULATIVE_UNBIASED)
         BN_REQUIRE(num_batches);
     else if (!(momentum >= 0 && momentum <= 1))
-        BN_ERROR(BN_EINVAL, "%s: momentum = %g must be in [0, 1]", __func__, momentum);
+        BN_ERROR(BN_EINVAL, "%s: momentum = %.17g must be in [0, 1]", __func__, momentum);
     for (size_t c = 0; c < C; c++)
         BN_TRY(check_batch_stats(__func__, c, mean[c], var_biased[c]));
 
