@@ -59,7 +59,8 @@ WARN     += -Werror
 endif
 CFLAGS   ?=
 CPPFLAGS += -Iinclude -Iref
-ALL_CFLAGS = -std=gnu11 $(OPT) -g -fPIC -MMD -MP $(WARN) $(SAN) $(CFLAGS)
+# EXTRA_CFLAGS: per-target additions from a module (e.g. -mavx512f for one file).
+ALL_CFLAGS = -std=gnu11 $(OPT) -g -fPIC -MMD -MP $(WARN) $(SAN) $(EXTRA_CFLAGS) $(CFLAGS)
 LDLIBS_LIB := -lm
 GSL_LIBS   = $(shell pkg-config --libs gsl 2>/dev/null)
 GSL_CFLAGS = $(shell pkg-config --cflags gsl 2>/dev/null)
@@ -68,7 +69,6 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 
 # ------------------------------------------------------------------ sources
 LIB_SRC  := $(wildcard ref/*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_A    := $(BUILD)/libbnlab.a
 SOVER    := 0
 LIB_SO   := $(BUILD)/libbnlab.so.$(SOVER)
@@ -76,11 +76,21 @@ LIB_SO   := $(BUILD)/libbnlab.so.$(SOVER)
 TEST_HARNESS := $(BUILD)/obj/tests/harness.o
 TEST_SRC := $(filter-out tests/harness.c,$(wildcard tests/test_*.c))
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_EXTRA_OBJ :=
 
 PROG_SRC := $(wildcard chapters/*.c)
 PROGS    := $(PROG_SRC:chapters/%.c=$(BUILD)/bin/%)
 
--include $(LIB_OBJ:.o=.d) $(TEST_HARNESS:.o=.d) $(TEST_SRC:tests/%.c=$(BUILD)/obj/tests/%.d) \
+# Modules: a folder that builds more than plain sources says how in its own
+# <folder>/module.mk, included here before any rule. A module may add to
+#   LIB_SRC (compiled into libbnlab), CPPFLAGS (e.g. -DBNLAB_HAVE_FAST),
+#   LDLIBS_LIB (libraries the library needs), TEST_EXTRA_OBJ (linked into
+#   every test program), and define its own targets and per-target EXTRA_CFLAGS.
+MODULES := $(wildcard */module.mk)
+include $(MODULES)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+
+-include $(LIB_OBJ:.o=.d) $(TEST_HARNESS:.o=.d) $(TEST_EXTRA_OBJ:.o=.d) $(TEST_SRC:tests/%.c=$(BUILD)/obj/tests/%.d) \
          $(PROG_SRC:chapters/%.c=$(BUILD)/obj/chapters/%.d)
 
 # ------------------------------------------------------------------ targets
@@ -108,7 +118,7 @@ $(LIB_SO): $(LIB_OBJ)
 
 tests: $(TESTS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HARNESS) $(LIB_A)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HARNESS) $(TEST_EXTRA_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $^ $(GSL_LIBS) $(CHECK_LIBS) $(LDLIBS_LIB)
 
