@@ -216,6 +216,44 @@ int bn_backward_infer_ref(double *dx, double *dgamma, double *dbeta,
                           const bn_desc *d);
 
 /* ======================================================================
+ * The normalization family (ref/, double). docs/normalizations.md compares
+ * them. All take the bn_desc of the data; eps and affine as for BN.
+ * ====================================================================== */
+
+/* Group Normalization (Wu & He 2018): statistics per example n and group g of
+ * C/G channels, over those channels and all H·W pixels; per-channel gamma,
+ * beta. G must divide C; each set holds m = (C/G)·H·W >= 2 values. The same
+ * computation in training and inference (no running statistics).
+ *   out  y, mean[N·G], var_biased[N·G], invstd[N·G] (may be NULL): set (n, g)
+ *        at index n·G + g
+ * Backward needs mean and invstd, as BN's. */
+int bn_groupnorm_forward_ref(double *y, double *mean, double *var_biased,
+                             double *invstd, const double *x, const double *gamma,
+                             const double *beta, const bn_desc *d, size_t G);
+int bn_groupnorm_backward_ref(double *dx, double *dgamma, double *dbeta,
+                              const double *dy, const double *x, const double *mean,
+                              const double *invstd, const double *gamma,
+                              const bn_desc *d, size_t G);
+/* Layer Normalization (Ba et al. 2016) = GroupNorm with G = 1: per example,
+ * over all C·H·W values (for (N, D) data: each row). mean etc. hold N values. */
+int bn_layernorm_forward_ref(double *y, double *mean, double *var_biased,
+                             double *invstd, const double *x, const double *gamma,
+                             const double *beta, const bn_desc *d);
+int bn_layernorm_backward_ref(double *dx, double *dgamma, double *dbeta,
+                              const double *dy, const double *x, const double *mean,
+                              const double *invstd, const double *gamma,
+                              const bn_desc *d);
+/* Instance Normalization = GroupNorm with G = C: per example and channel,
+ * over the H·W pixels. mean etc. hold N·C values. */
+int bn_instancenorm_forward_ref(double *y, double *mean, double *var_biased,
+                                double *invstd, const double *x, const double *gamma,
+                                const double *beta, const bn_desc *d);
+int bn_instancenorm_backward_ref(double *dx, double *dgamma, double *dbeta,
+                                 const double *dy, const double *x, const double *mean,
+                                 const double *invstd, const double *gamma,
+                                 const bn_desc *d);
+
+/* ======================================================================
  * fast/: the same stems in float (AVX-512 / AVX2 / portable C), host memory.
  * cuda/: the same stems in float on device pointers, plus a trailing
  *        cudaStream_t passed as void * (NULL: the default stream).

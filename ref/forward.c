@@ -63,18 +63,19 @@ void bn_scale_and_shift(double *y, const double *xhat, size_t m, double gamma,
 
 /* The statistics must be finite and sigma2_B + eps a normal positive number,
  * or xhat is NaN, Inf or noise: report which channel, never return it. */
-int bn_check_stats(size_t c, double mu_B, double sigma2_B, double eps)
+int bn_check_stats(const char *unit, size_t c, double mu_B, double sigma2_B,
+                   double eps)
 {
     if (!isfinite(mu_B) || !isfinite(sigma2_B))
         BN_ERROR(BN_EDOM,
-                 "channel %zu: batch statistics are not finite (mu_B = %g, "
+                 "%s %zu: batch statistics are not finite (mu_B = %g, "
                  "sigma2_B = %g): x holds NaN or Inf, or its squares overflow",
-                 c, mu_B, sigma2_B);
+                 unit, c, mu_B, sigma2_B);
     if (!(sigma2_B + eps >= DBL_MIN))
         BN_ERROR(BN_EDOM,
-                 "channel %zu: sigma2_B + eps = %g is zero or subnormal (a "
-                 "constant channel with eps = 0?): xhat would be 0/0 or noise",
-                 c, sigma2_B + eps);
+                 "%s %zu: sigma2_B + eps = %g is zero or subnormal (constant "
+                 "values with eps = 0?): xhat would be 0/0 or noise",
+                 unit, c, sigma2_B + eps);
     return BN_OK;
 }
 
@@ -105,7 +106,7 @@ int bn_forward_train_ref(double *y, double *mean, double *var_biased,
         bn_gather_ref(B, x, d, c);
         double mu_B = bn_mean_B(B, m);
         double sigma2_B = bn_var_biased_B(B, m, mu_B);
-        status = bn_check_stats(c, mu_B, sigma2_B, d->eps);
+        status = bn_check_stats("channel", c, mu_B, sigma2_B, d->eps);
         if (status == BN_OK && d->affine)
             status = bn_check_params(__func__, c, gamma, beta);
         if (status != BN_OK)

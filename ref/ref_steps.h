@@ -14,6 +14,9 @@ void bn_normalize(double *xhat, const double *x, size_t m, double mu_B,
                   double sigma2_B, double eps);
 void bn_scale_and_shift(double *y, const double *xhat, size_t m, double gamma,
                         double beta);
-int bn_check_stats(size_t c, double mu_B, double sigma2_B, double eps);
+/* BN_EDOM unless the statistics of set `c` (unit: "channel", "set") are
+ * finite and sigma2 + eps is a normal positive number. */
+int bn_check_stats(const char *unit, size_t c, double mu_B, double sigma2_B,
+                   double eps);
 
 #endif

@@ -142,6 +142,24 @@ double max_rel_err(const double *a, const double *b, size_t n, double rel_floor)
     return worst;
 }
 
+double fd_check(const char *label, const fd_param *p, int np, double h, loss_fn loss,
+                void *ctx)
+{
+    double worst = 0;
+    printf("  grad check %-56s max rel err", label);
+    for (int j = 0; j < np; j++) {
+        double *num = dalloc(p[j].n);
+        fd_gradient(num, p[j].theta, p[j].n, h, loss, ctx);
+        double e = max_rel_err(p[j].grad, num, p[j].n, FD_REL_FLOOR);
+        printf(" %s %.2e", p[j].name, e);
+        worst = e > worst || isnan(e) ? e : worst;
+        free(num);
+    }
+    printf("\n");
+    fflush(stdout);
+    return worst;
+}
+
 size_t index_of(const bn_desc *d, size_t n, size_t c, size_t i)
 {
     size_t H = d->H, W = d->W, h = i / W, w = i % W;

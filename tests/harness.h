@@ -65,6 +65,22 @@ size_t index_of(const bn_desc *d, size_t n, size_t c, size_t i);
  * `to` (same N, C, H, W). */
 void relayout(double *dst, const bn_desc *to, const double *src, const bn_desc *from);
 
+/* One parameter array of a gradient check: theta is perturbed in place (and
+ * restored), grad is its analytic gradient. */
+typedef struct {
+    const char *name;
+    double *theta;
+    const double *grad;
+    size_t n;
+} fd_param;
+
+/* Finite differences of loss(ctx) for each parameter against its analytic
+ * gradient (fd_gradient, step h); prints "grad check <label>: max rel err
+ * <name> <err> ..." and returns the worst max_rel_err (floor FD_REL_FLOOR). */
+#define FD_REL_FLOOR 1e-4
+double fd_check(const char *label, const fd_param *p, int np, double h, loss_fn loss,
+                void *ctx);
+
 /* Silences bnlab's error handler (tests that provoke errors) and restores it. */
 void errors_quiet(void);
 void errors_loud(void);
