@@ -253,6 +253,79 @@ int bn_instancenorm_backward_ref(double *dx, double *dgamma, double *dbeta,
                                  const double *invstd, const double *gamma,
                                  const bn_desc *d);
 
+/* Batch Renormalization (Ioffe 2017). Training, per channel:
+ *   sigma_B = sqrt(sigma2_B + eps),  r = clip(sigma_B/sigma, 1/rmax, rmax),
+ *   d = clip((mu_B - mu)/sigma, -dmax, dmax),
+ *   xhat = (x - mu_B)/sigma_B·r + d,  y = gamma·xhat + beta
+ * with (mu, sigma) = (moving_mean, moving_sd). r and d are constants for the
+ * backward. rmax >= 1, dmax >= 0; rmax = 1, dmax = 0 is BN.
+ *   out  y, mean[C], var_biased[C], invstd[C] (= 1/sigma_B), r[C], dshift[C] (the paper's d) */
+int bn_renorm_forward_train_ref(double *y, double *mean, double *var_biased,
+                                double *invstd, double *r, double *dshift,
+                                const double *x, const double *gamma,
+                                const double *beta, const double *moving_mean,
+                                const double *moving_sd, const bn_desc *d,
+                                double rmax, double dmax);
+int bn_renorm_backward_train_ref(double *dx, double *dgamma, double *dbeta,
+                                 const double *dy, const double *x,
+                                 const double *mean, const double *invstd,
+                                 const double *r, const double *dshift,
+                                 const double *gamma, const bn_desc *d);
+/* mu += alpha·(mu_B - mu),  sigma += alpha·(sqrt(sigma2_B + eps) - sigma) */
+int bn_renorm_update_ref(double *moving_mean, double *moving_sd, const double *mean,
+                         const double *var_biased, size_t C, double eps, double alpha);
+/* Inference: y = gamma·(x - mu)/sigma + beta (d->eps is not used: sigma has it). */
+int bn_renorm_forward_infer_ref(double *y, const double *x, const double *gamma,
+                                const double *beta, const double *moving_mean,
+                                const double *moving_sd, const bn_desc *d);
+/* The paper's schedule: rmax = 1, dmax = 0 up to step 5,000, then linearly to
+ * rmax = 3 at step 40,000 and dmax = 5 at step 25,000. */
+void bn_renorm_schedule(long step, double *rmax, double *dmax);
+
+/* Ghost Batch Normalization: the N examples split into K = N/V virtual
+ * batches of V examples (V divides N), each normalized with its own
+ * statistics; gamma and beta shared.
+ *   out  y, mean[K·C], var_biased[K·C], invstd[K·C] (virtual batch k at k·C) */
+int bn_ghost_forward_train_ref(double *y, double *mean, double *var_biased,
+                               double *invstd, const double *x, const double *gamma,
+                               const double *beta, const bn_desc *d, size_t V);
+int bn_ghost_backward_train_ref(double *dx, double *dgamma, double *dbeta,
+                                const double *dy, const double *x, const double *mean,
+                                const double *invstd, const double *gamma,
+                                const bn_desc *d, size_t V);
+/* Running statistics: one update per virtual batch (m = V·H·W), in order. */
+int bn_ghost_running_update_ref(double *running_mean, double *running_var,
+                                size_t *num_batches, const double *mean,
+                                const double *var_biased, size_t K, size_t C,
+                                size_t m, bn_running_rule rule, double momentum);
+
+/* Weight Normalization (Salimans & Kingma 2016): w_k = g_k·v_k/‖v_k‖ for
+ * the K rows of v (K × D, row k = unit k's D weights).
+ *   forward:  out w[K·D], vnorm[K] (‖v_k‖, keep for backward)
+ *   backward: dl/dg_k = dl/dw_k·v_k/‖v_k‖,
+ *             dl/dv_k = g_k/‖v_k‖·(dl/dw_k - dl/dg_k·v_k/‖v_k‖)
+ *   init:     from pre-activations t[N·K] = v_k·x_n/‖v_k‖ of one batch,
+ *             g_k = 1/sigma[t_k], b_k = -mu[t_k]/sigma[t_k] (biased sigma) */
+int bn_weightnorm_forward_ref(double *w, double *vnorm, const double *v,
+                              const double *g, size_t K, size_t D);
+int bn_weightnorm_backward_ref(double *dv, double *dg, const double *dw,
+                               const double *v, const double *g, const double *vnorm,
+                               size_t K, size_t D);
+int bn_weightnorm_init_ref(double *g, double *b, const double *t, size_t N, size_t K);
+
+/* PreciseBN (Wu & Johnson 2021): Algorithm 2's population statistics over
+ * many batches of the frozen model, each weighted equally (not an EMA):
+ * begin, add every batch of the BN layer's input x, end. The result equals
+ * bn_population_stats_ref on the same batches. Batches share one m' = N·H·W. */
+typedef struct bn_precise {
+    size_t C, m, batches;
+    long double *sum_mean, *sum_var;   /* Σ_B mu_B, Σ_B sigma2_B per channel */
+} bn_precise;
+int bn_precise_begin(bn_precise *p, size_t C);
+int bn_precise_add_ref(bn_precise *p, const double *x, const bn_desc *d);
+int bn_precise_end_ref(const bn_precise *p, double *pop_mean, double *pop_var_unbiased);
+void bn_precise_free(bn_precise *p);
+
 /* ======================================================================
  * fast/: the same stems in float (AVX-512 / AVX2 / portable C), host memory.
  * cuda/: the same stems in float on device pointers, plus a trailing

@@ -160,6 +160,11 @@ double fd_check(const char *label, const fd_param *p, int np, double h, loss_fn 
     return worst;
 }
 
+double fd_eps(size_t set_size, double eps)
+{
+    return set_size == 2 ? 0.1 : eps;
+}
+
 size_t index_of(const bn_desc *d, size_t n, size_t c, size_t i)
 {
     size_t H = d->H, W = d->W, h = i / W, w = i % W;

@@ -78,6 +78,13 @@ typedef struct {
  * gradient (fd_gradient, step h); prints "grad check <label>: max rel err
  * <name> <err> ..." and returns the worst max_rel_err (floor FD_REL_FLOOR). */
 #define FD_REL_FLOOR 1e-4
+
+/* The eps to use in a gradient check whose statistics sets hold set_size
+ * values. With 2 values, xhat = ±1/sqrt(1 + eps/sigma2): the loss depends on
+ * x only through eps, the gradient is ~eps/sigma2, and finite differences of
+ * an O(1) loss resolve it to ~1e-6 only; eps = 0.1 makes it O(1) and the check
+ * meaningful. (The closed-form and identity tests cover small eps there.) */
+double fd_eps(size_t set_size, double eps);
 double fd_check(const char *label, const fd_param *p, int np, double h, loss_fn loss,
                 void *ctx);
 

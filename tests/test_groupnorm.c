@@ -68,12 +68,7 @@ START_TEST(fd_groupnorm_every_G)
         if (d->C % G != 0 || d->C / G * d->H * d->W < 2)
             continue;
         bn_desc dg_desc = *d;
-        /* Two values per set give xhat = ±1/sqrt(1 + eps/sigma2): the loss
-         * depends on x only through eps, the gradient is ~eps/sigma2 and
-         * finite differences of an O(1) loss resolve it to ~1e-6 only. With
-         * eps = 0.1 the gradient is O(1) and the check means something. */
-        if (d->C / G * d->H * d->W == 2)
-            dg_desc.eps = 0.1;
+        dg_desc.eps = fd_eps(d->C / G * d->H * d->W, d->eps); /* sets of 2: see fd_eps */
         gn_problem p = gn_new(&dg_desc, G, 2000 + 10 * _i + G);
         double *dx = dalloc(p.n), *dg = dalloc(p.C), *db = dalloc(p.C);
         gn_loss(&p);
