@@ -147,19 +147,38 @@ asan:
 	$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
 
-# make plots: the lecture figures. The chapters arrive with their own work;
-# until then it runs the transform demo and draws its figure.
-FIGDIR ?= out/figures
-plots: $(BUILD)/bin/transform
-	@mkdir -p $(FIGDIR) out/data
-	$(BUILD)/bin/transform --out out/data/transform.dat
+# make plots: the lecture figures. Each chapter with a figure
+# (chapters/<name>.c and plots/<name>.gp) runs once into
+# $(DATADIR)/<name>.dat; that file is kept, so changing only plots/<name>.gp
+# redraws without retraining (a rebuilt program reruns). gnuplot draws
+# $(FIGDIR)/<name>.png and .pdf. PLOT_ARGS_<name> and QUICK_ARGS_<name> come
+# from chapters/module.mk. QUICK=1 runs a short version of everything (CI)
+# into out/quick/, so that it never stands in for the real figures.
+OUTDIR   ?= $(if $(QUICK),out/quick,out)
+DATADIR  := $(OUTDIR)/data
+FIGDIR   := $(OUTDIR)/figures
+CHAPTERS := $(filter $(PROG_SRC:chapters/%.c=%),$(basename $(notdir $(wildcard plots/*.gp))))
+FIGURES  := $(foreach c,$(CHAPTERS),$(FIGDIR)/$(c).png $(FIGDIR)/$(c).pdf)
+
+plots: $(if $(HAVE_GNUPLOT),$(FIGURES),$(CHAPTERS:%=$(DATADIR)/%.dat))
 ifeq ($(HAVE_GNUPLOT),1)
-	gnuplot -e "datafile='out/data/transform.dat'; outstem='$(FIGDIR)/transform'" plots/transform.gp
-	@echo "make plots: figures in $(FIGDIR)/: $$(cd $(FIGDIR) && ls | tr '\n' ' ')"
+	@echo "make plots: $(words $(FIGURES)) figures in $(FIGDIR)/: $(notdir $(FIGURES))"
+	@echo "make plots: their numbers in $(DATADIR)/ (delete a .dat to rerun its chapter)"
 else
-	@echo "make plots: SKIP figures: gnuplot is not installed (numbers are in out/data/)"
+	@echo "make plots: SKIP figures: gnuplot is not installed (numbers are in $(DATADIR)/)"
 endif
-	@echo "make plots: the chapters (paper Figure 1 and the follow-ups) come with chapters/; this is the transform demo."
+
+$(DATADIR)/%.dat: $(BUILD)/bin/%
+	@mkdir -p $(@D)
+	$< --seed 1 $(PLOT_ARGS_$*) $(if $(QUICK),$(QUICK_ARGS_$*)) --out $@
+
+# Kept: make would delete them as intermediate files of the chain above.
+.SECONDARY: $(CHAPTERS:%=$(DATADIR)/%.dat)
+
+# One gnuplot run writes both files (a pattern rule with two targets).
+$(FIGDIR)/%.png $(FIGDIR)/%.pdf: $(DATADIR)/%.dat plots/%.gp
+	@mkdir -p $(@D)
+	gnuplot -e "datafile='$<'; outstem='$(FIGDIR)/$*'" plots/$*.gp
 
 # make install PREFIX=/usr/local DESTDIR=: static and shared library, header, pkg-config file.
 install: lib
@@ -182,7 +201,7 @@ clean:
 help:
 	@echo "make            library, tests and programs (into $(BUILD)/)"
 	@echo "make check      the test suite (Check); the README's test command"
-	@echo "make plots      the lecture figures into $(FIGDIR)/ (PNG and PDF)"
+	@echo "make plots      the lecture figures into $(FIGDIR)/ (PNG and PDF); QUICK=1: short runs into out/quick/"
 	@echo "make debug      the same at -O0 -g3 into build/debug/, for gdb"
 	@echo "make asan       the test suite under AddressSanitizer and UBSan"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=: library, header, bnlab.pc"
