@@ -25,8 +25,11 @@ $(VEC_GEN): $(VEC_GEN_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $^ $(GSL_LIBS) -lquadmath -lm
 
-# The test program gets the checker and knows where the vectors are.
+# The test program gets the checker and knows where the vectors are. The
+# checker's objects come after libbnlab.a on the link line ($^ keeps the
+# pattern rule's order), so the library is named once more after them.
 $(BUILD)/tests/test_vectors: $(VEC_CHECKER_OBJ)
+$(BUILD)/tests/test_vectors: private LDLIBS_LIB += $(LIB_A) -lm
 $(BUILD)/obj/tests/test_vectors.o: EXTRA_CFLAGS := -Idata/checker -DBNLAB_DATA_DIR='"$(CURDIR)/data"'
 
 .PHONY: vectors vectors-fresh check-torch check-tfjs check-schema

@@ -154,7 +154,7 @@ int bn_backward_train_ref(double *dx, double *dgamma, double *dbeta,
         if (status != BN_OK)
             break;
         dl_dx(DX, DXHAT, X, m, mu_B, s, dsigma2, dmu);              /* (4) */
-        status = bn_check_finite(__func__, "dx", c, DX, m);
+        status = bn_check_finite(__func__, "dx", "channel", c, DX, m);
         if (status != BN_OK)
             break;
         bn_scatter_ref(dx, DX, d, c);
@@ -197,7 +197,7 @@ int bn_backward_train_closed_ref(double *dx, double *dgamma, double *dbeta,
         double mean_dy = sum_dy / (double)m, mean_dy_xhat = sum_dy_xhat / (double)m;
         for (size_t i = 0; i < m; i++)
             DY[i] = g * s * (DY[i] - mean_dy - XHAT[i] * mean_dy_xhat);
-        status = bn_check_finite(__func__, "dx", c, DY, m);  /* DY now holds dx */
+        status = bn_check_finite(__func__, "dx", "channel", c, DY, m);  /* DY now holds dx */
         if (status != BN_OK)
             break;
         bn_scatter_ref(dx, DY, d, c);

@@ -49,10 +49,11 @@ static inline size_t bn_offset(const bn_desc *d, size_t n, size_t c, size_t i)
 
 #endif
 
-/* BN_EDOM unless all m values of v are finite: what = "y", "dx", ...;
- * an overflow or a NaN is reported, never returned as a result. */
-int bn_check_finite(const char *who, const char *what, size_t c, const double *v,
-                    size_t m);
+/* BN_EDOM unless all m values of v are finite: what = "y", "dx", ...; unit
+ * names what c counts ("channel", "set", "unit"). An overflow or a NaN is
+ * reported, never returned as a result. */
+int bn_check_finite(const char *who, const char *what, const char *unit, size_t c,
+                    const double *v, size_t m);
 /* BN_EDOM unless gamma[c] and beta[c] (when given) are finite. */
 int bn_check_params(const char *who, size_t c, const double *gamma,
                     const double *beta);

@@ -66,13 +66,13 @@ void bn_scatter_ref(double *y, const double *B, const bn_desc *d, size_t c)
             y[bn_offset(d, n, c, i)] = B[n * HW + i];
 }
 
-int bn_check_finite(const char *who, const char *what, size_t c, const double *v,
-                    size_t m)
+int bn_check_finite(const char *who, const char *what, const char *unit, size_t c,
+                    const double *v, size_t m)
 {
     for (size_t i = 0; i < m; i++)
         if (!isfinite(v[i]))
-            BN_ERROR(BN_EDOM, "%s: channel %zu: %s = %g (NaN or Inf in the input, or "
-                     "the result overflows double)", who, c, what, v[i]);
+            BN_ERROR(BN_EDOM, "%s: %s %zu: %s = %g (NaN or Inf in the input, or "
+                     "the result overflows double)", who, unit, c, what, v[i]);
     return BN_OK;
 }
 

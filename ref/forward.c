@@ -114,7 +114,7 @@ int bn_forward_train_ref(double *y, double *mean, double *var_biased,
         bn_normalize(xhat, B, m, mu_B, sigma2_B, d->eps);
         double g = d->affine ? gamma[c] : 1.0, b = d->affine ? beta[c] : 0.0;
         bn_scale_and_shift(B, xhat, m, g, b); /* B now holds y */
-        status = bn_check_finite(__func__, "y", c, B, m);
+        status = bn_check_finite(__func__, "y", "channel", c, B, m);
         if (status != BN_OK)
             break;
         bn_scatter_ref(y, B, d, c);

@@ -100,7 +100,7 @@ int bn_groupnorm_forward_ref(double *y, double *mean, double *var_biased,
                 size_t c = g * cpg + j / HW;
                 S[j] = d->affine ? gamma[c] * xhat[j] + beta[c] : xhat[j];
             }
-            status = bn_check_finite(__func__, "y of set n·G + g", n * G + g, S, m);
+            status = bn_check_finite(__func__, "y", "set n·G + g =", n * G + g, S, m);
             if (status != BN_OK)
                 break;
             scatter_set(y, S, d, G, n, g);
@@ -163,16 +163,16 @@ int bn_groupnorm_backward_ref(double *dx, double *dgamma, double *dbeta,
             mean_dxhat_xhat /= m;
             for (size_t j = 0; j < m; j++)
                 DY[j] = s * (DY[j] - (double)mean_dxhat - XHAT[j] * (double)mean_dxhat_xhat);
-            status = bn_check_finite(__func__, "dx of set n·G + g", k, DY, m);
+            status = bn_check_finite(__func__, "dx", "set n·G + g =", k, DY, m);
             if (status == BN_OK)
                 scatter_set(dx, DY, d, G, n, g);
         }
     for (size_t c = 0; c < d->C && status == BN_OK && d->affine; c++) {
         dgamma[c] = (double)sum_dy_xhat[c];
         dbeta[c] = (double)sum_dy[c];
-        status = bn_check_finite(__func__, "dgamma", c, &dgamma[c], 1);
+        status = bn_check_finite(__func__, "dgamma", "channel", c, &dgamma[c], 1);
         if (status == BN_OK)
-            status = bn_check_finite(__func__, "dbeta", c, &dbeta[c], 1);
+            status = bn_check_finite(__func__, "dbeta", "channel", c, &dbeta[c], 1);
     }
     free(DY), free(XHAT), free(sum_dy), free(sum_dy_xhat);
     return status;

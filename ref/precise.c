@@ -60,7 +60,10 @@ int bn_precise_add_ref(bn_precise *p, const double *x, const bn_desc *d)
     for (size_t c = 0; c < d->C && status == BN_OK; c++) {
         bn_gather_ref(B, x, d, c);
         double mu_B = bn_mean_B(B, m), sigma2_B = bn_var_biased_B(B, m, mu_B);
-        status = bn_check_stats("channel", c, mu_B, sigma2_B, d->eps);
+        /* only finiteness: a constant channel (sigma2_B = 0) has population
+         * statistics even with eps = 0 (d->eps is not used here) */
+        status = bn_check_finite(__func__, "mu_B or sigma2_B", "channel", c,
+                                 (double[]){mu_B, sigma2_B}, 2);
         if (status == BN_OK)
             p->sum_mean[c] += mu_B, p->sum_var[c] += sigma2_B;
     }

@@ -76,7 +76,7 @@ int bn_renorm_forward_train_ref(double *y, double *mean, double *var_biased,
                 size_t k = bn_offset(d, n, c, i);
                 double xhat = y[k] * r[c] + dshift[c];   /* y held x0 */
                 y[k] = g * xhat + b;
-                BN_TRY(bn_check_finite(__func__, "y", c, &y[k], 1));
+                BN_TRY(bn_check_finite(__func__, "y", "channel", c, &y[k], 1));
             }
     }
     return BN_OK;
@@ -137,6 +137,7 @@ int bn_renorm_update_ref(double *moving_mean, double *moving_sd, const double *m
     if (!(alpha >= 0 && alpha <= 1) || !(eps >= 0) || isinf(eps))
         BN_ERROR(BN_EINVAL, "%s: alpha = %.17g must be in [0, 1], eps = %g >= 0", __func__,
                  alpha, eps);
+    BN_TRY(check_moving(__func__, moving_mean, moving_sd, C));
     for (size_t c = 0; c < C; c++) {
         double sigma_B = sqrt(var_biased[c] + eps);
         if (!isfinite(mean[c]) || !isfinite(sigma_B))

@@ -58,6 +58,7 @@ int bn_weightnorm_forward_ref(double *w, double *vnorm, const double *v,
     BN_REQUIRE(g);
     for (size_t k = 0; k < K; k++) {
         BN_TRY(row_norm(__func__, &vnorm[k], v, k, D));
+        BN_TRY(bn_check_finite(__func__, "g", "unit", k, &g[k], 1));
         for (size_t j = 0; j < D; j++)
             w[k * D + j] = g[k] * v[k * D + j] / vnorm[k];    /* g·v/‖v‖ */
     }
@@ -85,7 +86,7 @@ int bn_weightnorm_backward_ref(double *dv, double *dg, const double *dw,
         dg[k] = (double)(proj / vnorm[k]);
         for (size_t j = 0; j < D; j++)
             dv[k * D + j] = g[k] / vnorm[k] * (dw[k * D + j] - dg[k] * v[k * D + j] / vnorm[k]);
-        BN_TRY(bn_check_finite(__func__, "dv", k, dv + k * D, D));
+        BN_TRY(bn_check_finite(__func__, "dv", "unit", k, dv + k * D, D));
     }
     return BN_OK;
 }

@@ -214,6 +214,10 @@ START_TEST(renorm_update_infer_schedule)
     s2[1] = 0;
     ck_assert_int_eq(bn_renorm_forward_train_ref(ys, mb, vb, ib, rb, db2, xs, g, b, m2, s2, &d2,
                                                  2, 1), BN_EDOM);
+    /* the update refuses moving statistics that are not ones (NaN mean, sd < 0) */
+    double bad_mu[1] = {NAN}, bad_sd[1] = {-1}, ok_mu[1] = {0}, ok_sd[1] = {1};
+    ck_assert_int_eq(bn_renorm_update_ref(bad_mu, ok_sd, bm, bv, 1, 1e-5, 0.1), BN_EDOM);
+    ck_assert_int_eq(bn_renorm_update_ref(ok_mu, bad_sd, bm, bv, 1, 1e-5, 0.1), BN_EDOM);
     errors_loud();
 }
 END_TEST
@@ -404,6 +408,8 @@ START_TEST(weightnorm_init)
     double vz[6] = {1, 2, 3, 0, 0, 0}, w[6], vn[2], gg[2] = {1, 1};
     errors_quiet();
     ck_assert_int_eq(bn_weightnorm_forward_ref(w, vn, vz, gg, 2, 3), BN_EDOM);
+    double v2[6] = {1, 2, 3, 4, 5, 6}, gnan[2] = {NAN, 1};   /* a NaN length */
+    ck_assert_int_eq(bn_weightnorm_forward_ref(w, vn, v2, gnan, 2, 3), BN_EDOM);
     errors_loud();
 }
 END_TEST
@@ -442,6 +448,16 @@ START_TEST(precise_equals_population_not_ema)
     for (size_t c = 0; c < C; c++)
         ck_assert_msg(em[c] - pm[c] > 0.5, "EMA %g vs PreciseBN %g", em[c], pm[c]);
     printf("  drifting input: PreciseBN mean %.3f, EMA mean %.3f (channel 0)\n", pm[0], em[0]);
+
+    /* a constant channel has population statistics (var 0), even with eps = 0 */
+    bn_precise acc0;
+    bn_desc d0 = bn_desc_make(4, 1, 1, 1, BN_NCHW, 0);
+    double xc[4] = {2.5, 2.5, 2.5, 2.5}, cm, cv;
+    ck_assert_int_eq(bn_precise_begin(&acc0, 1), BN_OK);
+    ck_assert_int_eq(bn_precise_add_ref(&acc0, xc, &d0), BN_OK);
+    ck_assert_int_eq(bn_precise_end_ref(&acc0, &cm, &cv), BN_OK);
+    ck_assert_msg(cm == 2.5 && cv == 0, "constant channel: mean %g var %g", cm, cv);
+    bn_precise_free(&acc0);
 
     bn_desc other = d;
     other.N = 4;   /* a batch of another size */

@@ -5,7 +5,10 @@
  *
  *   - the double reference, bn_<op>_ref (any group), or
  *   - the float run-time switch bn_<op>(impl, ...) with impl = ref, fast or
- *     cuda (fp32 groups: their inputs are exact binary32 values).
+ *     cuda (fp32 groups: their inputs are exact binary32 values), where
+ *     bnlab has a float version of the operation (bnv_unsupported says when
+ *     it has none: batch normalization has; of the normalization family,
+ *     only GroupNorm/LayerNorm on fast is planned).
  *
  * Comparing is the caller's job (bnv_compare with the caller's comparator:
  * in tests/, the one comparator cmp_f64 of tests/harness.h), so that the
@@ -22,9 +25,19 @@
 
 #include "bnlab.h"
 
+/* The group types: batch normalization's (one per file), then the
+ * normalization family's (one file per method). */
 typedef enum {
     BNV_FORWARD_TRAIN, BNV_BACKWARD_TRAIN, BNV_RUNNING_STATS, BNV_FORWARD_INFER,
-    BNV_BACKWARD_INFER
+    BNV_BACKWARD_INFER,
+    BNV_GN_FORWARD, BNV_GN_BACKWARD,                         /* groupnorm.json */
+    BNV_BRN_FORWARD_TRAIN, BNV_BRN_BACKWARD_TRAIN, BNV_BRN_UPDATE,
+    BNV_BRN_FORWARD_INFER,                                   /* renorm.json */
+    BNV_GHOST_FORWARD_TRAIN, BNV_GHOST_BACKWARD_TRAIN,
+    BNV_GHOST_RUNNING_STATS,                                 /* ghost.json */
+    BNV_WN_FORWARD, BNV_WN_BACKWARD, BNV_WN_INIT,            /* weightnorm.json */
+    BNV_PRECISE_POPULATION,                                  /* precise.json */
+    BNV_NOPS
 } bnv_op;
 
 /* Running-statistics rules of the vectors: bnlab's three, plus Algorithm 2. */
@@ -63,17 +76,22 @@ typedef struct {
     bnv_op op;
     int fp32;                   /* dtype "fp32" */
     int exact_stats;            /* expectedFrom "exactStatistics" (else "binary128") */
-    bn_desc d;                  /* shape, layout, eps, affine */
+    bn_desc d;                  /* shape, layout, eps, affine (not weight normalization) */
     int relu;                   /* activation "relu" (training files) */
-    bnv_rule rule;              /* running_stats only */
-    double momentum;            /* running_stats, momentum rules only */
+    bnv_rule rule;              /* running_stats and GhostRunningStats */
+    double momentum;            /* the same, momentum rules only */
+    size_t groups;              /* GroupNorm: G (1: LayerNorm, C: InstanceNorm) */
+    double rmax, dmax;          /* Batch Renormalization, training */
+    double alpha;               /* Batch Renormalization, moving-average rate */
+    size_t vbatch;              /* Ghost BN: the virtual batch size V */
+    size_t wn_K, wn_D, wn_N;    /* Weight Normalization: K units of D weights; init: N examples */
     bnv_test *tests;
     size_t ntests;
 } bnv_group;
 
 typedef struct {
     char *path;
-    bnv_op op;
+    char *schema;               /* "groupnorm_schema.json": the file's kind */
     bnv_group *groups;
     size_t ngroups, ntests;
 } bnv_file;
@@ -106,8 +124,14 @@ typedef struct {
     long num_batches;
 } bnv_result;
 
+/* NULL when bnlab can run group g's tests on target; otherwise why not
+ * (bnlab has no float version of that operation for that implementation).
+ * Whether the implementation is built and usable is bn_impl_available's. */
+const char *bnv_unsupported(const bnv_group *g, bnv_target target);
+
 /* Runs test t of group g. Returns 0 when it could be run (whatever bnlab
- * answered: see res->status), -1 on out of memory. */
+ * answered: see res->status; BN_ENOIMPL where bnv_unsupported says why),
+ * -1 on out of memory. */
 int bnv_run(const bnv_group *g, const bnv_test *t, bnv_target target, bnv_result *res);
 void bnv_result_free(bnv_result *res);
 
@@ -123,6 +147,7 @@ size_t bnv_compare(const bnv_test *t, const bnv_result *res, bnv_compare_fn *cmp
 
 /* "BN_EDOM" -> BN_EDOM; -1 for an unknown name. */
 int bnv_status_of(const char *name);
+/* The group type of op: "BnForwardTrain", "GnForward", ... */
 const char *bnv_op_name(bnv_op op);
 
 #endif

@@ -2,7 +2,9 @@
  * vectors_load.c — reads a conformance-vector file (json.c) and checks it
  * against its format before anything runs: the header, every group's
  * parameters, and for every test exactly the inputs, expected arrays and
- * tolerances its operation needs, with the sizes its shape implies. A
+ * tolerances its operation needs, with the sizes its shape implies. One
+ * table (ops) says, for every group type of batch normalization and of its
+ * family, which file it belongs in, its group fields and its arrays. A
  * malformed or hand-broken file gets a message naming the file, the test
  * and the field, never a crash or a silently skipped test.
  */
@@ -96,49 +98,147 @@ static int one_of(ctx *C, const json_value *obj, const char *key, const char *co
 
 /* ------------------------------------------------------- field specs */
 
-enum { SZ_COUNT, SZ_C, SZ_INT };
+/* The size of an array: one of the group's sizes. */
+enum { SZ_COUNT,        /* N·C·H·W: a data tensor */
+       SZ_C,            /* per channel */
+       SZ_INT,          /* an integer, not an array */
+       SZ_SETS,         /* N·G: one per GroupNorm set */
+       SZ_WN_KD,        /* K·D: weight normalization's v, w */
+       SZ_WN_K,         /* K: one per unit */
+       SZ_WN_NK };      /* N·K: pre-activations */
 enum { W_ALWAYS, W_AFFINE, W_NOT_POP, W_POP, W_CUM };
+/* nested: 0 flat; ROWS_FILE one row per batch, as many as the file gives
+ * (the same in inputs and expected); ROWS_VB one row per virtual batch. */
+enum { FLAT, ROWS_FILE, ROWS_VB };
 typedef struct {
     const char *name;
     int size, when, nested;
 } spec;
 
+/* Group fields beyond type, dtype, expectedFrom and tests. */
+enum { GF_TENSOR = 1,   /* layout, shape {N, C, H, W}, eps, affine */
+       GF_ACT = 2,      /* activation */
+       GF_RULE = 4,     /* rule, momentum */
+       GF_GROUPS = 8,   /* groups */
+       GF_RD = 16,      /* rmax, dmax */
+       GF_ALPHA = 32,   /* alpha */
+       GF_VBATCH = 64,  /* virtualBatchSize */
+       GF_WN_KD = 128,  /* shape {K, D} */
+       GF_WN_NK = 256 };/* shape {N, K} */
+
 #define END {NULL, 0, 0, 0}
-static const spec in_specs[][6] = {
-    [BNV_FORWARD_TRAIN] = {{"x", SZ_COUNT, W_ALWAYS, 0}, {"gamma", SZ_C, W_AFFINE, 0},
-                           {"beta", SZ_C, W_AFFINE, 0}, END},
-    [BNV_BACKWARD_TRAIN] = {{"x", SZ_COUNT, W_ALWAYS, 0}, {"dy", SZ_COUNT, W_ALWAYS, 0},
-                            {"gamma", SZ_C, W_AFFINE, 0}, {"beta", SZ_C, W_AFFINE, 0}, END},
-    [BNV_RUNNING_STATS] = {{"batches", SZ_COUNT, W_ALWAYS, 1}, {"runningMean", SZ_C, W_NOT_POP, 0},
-                           {"runningVar", SZ_C, W_NOT_POP, 0}, {"numBatchesTracked", SZ_INT, W_CUM, 0}, END},
-    [BNV_FORWARD_INFER] = {{"x", SZ_COUNT, W_ALWAYS, 0}, {"gamma", SZ_C, W_AFFINE, 0},
-                           {"beta", SZ_C, W_AFFINE, 0}, {"mean", SZ_C, W_ALWAYS, 0},
-                           {"var", SZ_C, W_ALWAYS, 0}, END},
-    [BNV_BACKWARD_INFER] = {{"x", SZ_COUNT, W_ALWAYS, 0}, {"dy", SZ_COUNT, W_ALWAYS, 0},
-                            {"gamma", SZ_C, W_AFFINE, 0}, {"mean", SZ_C, W_ALWAYS, 0},
-                            {"var", SZ_C, W_ALWAYS, 0}, END},
+#define X_ {"x", SZ_COUNT, W_ALWAYS, 0}
+#define DY_ {"dy", SZ_COUNT, W_ALWAYS, 0}
+#define GAMMA_ {"gamma", SZ_C, W_AFFINE, 0}
+#define BETA_ {"beta", SZ_C, W_AFFINE, 0}
+#define GRADS_ {"dx", SZ_COUNT, W_ALWAYS, 0}, {"dgamma", SZ_C, W_AFFINE, 0}, {"dbeta", SZ_C, W_AFFINE, 0}
+#define MOVING_ {"movingMean", SZ_C, W_ALWAYS, 0}, {"movingSd", SZ_C, W_ALWAYS, 0}
+static const struct {
+    const char *type, *schema;
+    unsigned fields;
+    spec in[7], out[7];
+} ops[BNV_NOPS] = {
+    [BNV_FORWARD_TRAIN] = {"BnForwardTrain", "forward_train_schema.json", GF_TENSOR | GF_ACT,
+                           {X_, GAMMA_, BETA_, END},
+                           {{"y", SZ_COUNT, W_ALWAYS, 0}, {"mean", SZ_C, W_ALWAYS, 0},
+                            {"varBiased", SZ_C, W_ALWAYS, 0}, {"invstd", SZ_C, W_ALWAYS, 0}, END}},
+    [BNV_BACKWARD_TRAIN] = {"BnBackwardTrain", "backward_train_schema.json", GF_TENSOR | GF_ACT,
+                            {X_, DY_, GAMMA_, BETA_, END}, {GRADS_, END}},
+    [BNV_RUNNING_STATS] = {"BnRunningStats", "running_stats_schema.json", GF_TENSOR | GF_RULE,
+                           {{"batches", SZ_COUNT, W_ALWAYS, ROWS_FILE}, {"runningMean", SZ_C, W_NOT_POP, 0},
+                            {"runningVar", SZ_C, W_NOT_POP, 0}, {"numBatchesTracked", SZ_INT, W_CUM, 0}, END},
+                           {{"runningMean", SZ_C, W_NOT_POP, ROWS_FILE}, {"runningVar", SZ_C, W_NOT_POP, ROWS_FILE},
+                            {"numBatchesTracked", SZ_INT, W_CUM, 0}, {"populationMean", SZ_C, W_POP, 0},
+                            {"populationVarUnbiased", SZ_C, W_POP, 0}, END}},
+    [BNV_FORWARD_INFER] = {"BnForwardInfer", "forward_infer_schema.json", GF_TENSOR,
+                           {X_, GAMMA_, BETA_, {"mean", SZ_C, W_ALWAYS, 0}, {"var", SZ_C, W_ALWAYS, 0}, END},
+                           {{"y", SZ_COUNT, W_ALWAYS, 0}, END}},
+    [BNV_BACKWARD_INFER] = {"BnBackwardInfer", "backward_infer_schema.json", GF_TENSOR,
+                            {X_, DY_, GAMMA_, {"mean", SZ_C, W_ALWAYS, 0}, {"var", SZ_C, W_ALWAYS, 0}, END},
+                            {GRADS_, END}},
+    [BNV_GN_FORWARD] = {"GnForward", "groupnorm_schema.json", GF_TENSOR | GF_GROUPS,
+                        {X_, GAMMA_, BETA_, END},
+                        {{"y", SZ_COUNT, W_ALWAYS, 0}, {"mean", SZ_SETS, W_ALWAYS, 0},
+                         {"varBiased", SZ_SETS, W_ALWAYS, 0}, {"invstd", SZ_SETS, W_ALWAYS, 0}, END}},
+    [BNV_GN_BACKWARD] = {"GnBackward", "groupnorm_schema.json", GF_TENSOR | GF_GROUPS,
+                         {X_, DY_, GAMMA_, BETA_, END}, {GRADS_, END}},
+    [BNV_BRN_FORWARD_TRAIN] = {"BrnForwardTrain", "renorm_schema.json", GF_TENSOR | GF_RD,
+                               {X_, GAMMA_, BETA_, MOVING_, END},
+                               {{"y", SZ_COUNT, W_ALWAYS, 0}, {"mean", SZ_C, W_ALWAYS, 0},
+                                {"varBiased", SZ_C, W_ALWAYS, 0}, {"invstd", SZ_C, W_ALWAYS, 0},
+                                {"r", SZ_C, W_ALWAYS, 0}, {"d", SZ_C, W_ALWAYS, 0}, END}},
+    [BNV_BRN_BACKWARD_TRAIN] = {"BrnBackwardTrain", "renorm_schema.json", GF_TENSOR | GF_RD,
+                                {X_, DY_, GAMMA_, BETA_, MOVING_, END}, {GRADS_, END}},
+    [BNV_BRN_UPDATE] = {"BrnUpdate", "renorm_schema.json", GF_TENSOR | GF_ALPHA,
+                        {{"batches", SZ_COUNT, W_ALWAYS, ROWS_FILE}, MOVING_, END},
+                        {{"movingMean", SZ_C, W_ALWAYS, ROWS_FILE}, {"movingSd", SZ_C, W_ALWAYS, ROWS_FILE}, END}},
+    [BNV_BRN_FORWARD_INFER] = {"BrnForwardInfer", "renorm_schema.json", GF_TENSOR,
+                               {X_, GAMMA_, BETA_, MOVING_, END}, {{"y", SZ_COUNT, W_ALWAYS, 0}, END}},
+    [BNV_GHOST_FORWARD_TRAIN] = {"GhostForwardTrain", "ghost_schema.json", GF_TENSOR | GF_VBATCH,
+                                 {X_, GAMMA_, BETA_, END},
+                                 {{"y", SZ_COUNT, W_ALWAYS, 0}, {"mean", SZ_C, W_ALWAYS, ROWS_VB},
+                                  {"varBiased", SZ_C, W_ALWAYS, ROWS_VB}, {"invstd", SZ_C, W_ALWAYS, ROWS_VB}, END}},
+    [BNV_GHOST_BACKWARD_TRAIN] = {"GhostBackwardTrain", "ghost_schema.json", GF_TENSOR | GF_VBATCH,
+                                  {X_, DY_, GAMMA_, BETA_, END}, {GRADS_, END}},
+    [BNV_GHOST_RUNNING_STATS] = {"GhostRunningStats", "ghost_schema.json", GF_TENSOR | GF_VBATCH | GF_RULE,
+                                 {X_, {"runningMean", SZ_C, W_ALWAYS, 0}, {"runningVar", SZ_C, W_ALWAYS, 0},
+                                  {"numBatchesTracked", SZ_INT, W_CUM, 0}, END},
+                                 {{"runningMean", SZ_C, W_ALWAYS, 0}, {"runningVar", SZ_C, W_ALWAYS, 0},
+                                  {"numBatchesTracked", SZ_INT, W_CUM, 0}, END}},
+    [BNV_WN_FORWARD] = {"WnForward", "weightnorm_schema.json", GF_WN_KD,
+                        {{"v", SZ_WN_KD, W_ALWAYS, 0}, {"g", SZ_WN_K, W_ALWAYS, 0}, END},
+                        {{"w", SZ_WN_KD, W_ALWAYS, 0}, {"vnorm", SZ_WN_K, W_ALWAYS, 0}, END}},
+    [BNV_WN_BACKWARD] = {"WnBackward", "weightnorm_schema.json", GF_WN_KD,
+                         {{"v", SZ_WN_KD, W_ALWAYS, 0}, {"g", SZ_WN_K, W_ALWAYS, 0},
+                          {"dw", SZ_WN_KD, W_ALWAYS, 0}, END},
+                         {{"dv", SZ_WN_KD, W_ALWAYS, 0}, {"dg", SZ_WN_K, W_ALWAYS, 0}, END}},
+    [BNV_WN_INIT] = {"WnInit", "weightnorm_schema.json", GF_WN_NK,
+                     {{"t", SZ_WN_NK, W_ALWAYS, 0}, END},
+                     {{"g", SZ_WN_K, W_ALWAYS, 0}, {"b", SZ_WN_K, W_ALWAYS, 0}, END}},
+    [BNV_PRECISE_POPULATION] = {"PreciseBnPopulation", "precise_schema.json", GF_TENSOR,
+                                {{"batches", SZ_COUNT, W_ALWAYS, ROWS_FILE}, END},
+                                {{"populationMean", SZ_C, W_ALWAYS, 0},
+                                 {"populationVarUnbiased", SZ_C, W_ALWAYS, 0}, END}},
 };
-static const spec out_specs[][6] = {
-    [BNV_FORWARD_TRAIN] = {{"y", SZ_COUNT, W_ALWAYS, 0}, {"mean", SZ_C, W_ALWAYS, 0},
-                           {"varBiased", SZ_C, W_ALWAYS, 0}, {"invstd", SZ_C, W_ALWAYS, 0}, END},
-    [BNV_BACKWARD_TRAIN] = {{"dx", SZ_COUNT, W_ALWAYS, 0}, {"dgamma", SZ_C, W_AFFINE, 0},
-                            {"dbeta", SZ_C, W_AFFINE, 0}, END},
-    [BNV_RUNNING_STATS] = {{"runningMean", SZ_C, W_NOT_POP, 1}, {"runningVar", SZ_C, W_NOT_POP, 1},
-                           {"numBatchesTracked", SZ_INT, W_CUM, 0}, {"populationMean", SZ_C, W_POP, 0},
-                           {"populationVarUnbiased", SZ_C, W_POP, 0}, END},
-    [BNV_FORWARD_INFER] = {{"y", SZ_COUNT, W_ALWAYS, 0}, END},
-    [BNV_BACKWARD_INFER] = {{"dx", SZ_COUNT, W_ALWAYS, 0}, {"dgamma", SZ_C, W_AFFINE, 0},
-                            {"dbeta", SZ_C, W_AFFINE, 0}, END},
+
+/* Each file kind (its schema) and the algorithm its header names. */
+static const struct {
+    const char *schema, *algorithm;
+} kinds[] = {
+    {"forward_train_schema.json", "BatchNormalization"},
+    {"backward_train_schema.json", "BatchNormalization"},
+    {"running_stats_schema.json", "BatchNormalization"},
+    {"forward_infer_schema.json", "BatchNormalization"},
+    {"backward_infer_schema.json", "BatchNormalization"},
+    {"groupnorm_schema.json", "GroupNormalization"},
+    {"renorm_schema.json", "BatchRenormalization"},
+    {"ghost_schema.json", "GhostBatchNormalization"},
+    {"weightnorm_schema.json", "WeightNormalization"},
+    {"precise_schema.json", "PreciseBN"},
 };
+enum { NKINDS = sizeof kinds / sizeof kinds[0] };
 
 static int applies(const spec *s, const bnv_group *g)
 {
+    int pop = g->op == BNV_RUNNING_STATS && g->rule == BNV_RULE_POPULATION;
     switch (s->when) {
     case W_AFFINE:  return g->d.affine;
-    case W_NOT_POP: return g->rule != BNV_RULE_POPULATION;
-    case W_POP:     return g->rule == BNV_RULE_POPULATION;
+    case W_NOT_POP: return !pop;
+    case W_POP:     return pop;
     case W_CUM:     return g->rule == BNV_RULE_CUMULATIVE;
     default:        return 1;
+    }
+}
+
+static size_t spec_size(const spec *s, const bnv_group *g, size_t count)
+{
+    switch (s->size) {
+    case SZ_COUNT: return count;
+    case SZ_SETS:  return g->d.N * g->groups;
+    case SZ_WN_KD: return g->wn_K * g->wn_D;
+    case SZ_WN_K:  return g->wn_K;
+    case SZ_WN_NK: return g->wn_N * g->wn_K;
+    default:       return g->d.C;
     }
 }
 
@@ -154,12 +254,11 @@ static int numbers(ctx *C, const json_value *a, size_t n, double *out, const cha
 }
 
 /* The arrays of one part ("inputs" or "expected") of a test, by spec.
- * *K is the number of rows of nested arrays (0: not known yet). */
+ * *K is the number of rows of ROWS_FILE arrays (0: not known yet). */
 static int load_part(ctx *C, const json_value *obj, const spec *specs, const bnv_group *g,
                      size_t count, bnv_array *arrs, size_t *narr, long *intval, size_t *K,
                      const char *part)
 {
-    size_t C_ = g->d.C;
     *intval = -1;
     for (size_t k = 0; k < obj->u.object.n; k++) {
         const char *key = obj->u.object.keys[k];
@@ -176,13 +275,20 @@ static int load_part(ctx *C, const json_value *obj, const spec *specs, const bnv
                 return -1;
             continue;
         }
-        size_t n = s->size == SZ_COUNT ? count : C_, rows = 0;
-        if (s->nested) {
+        size_t n = spec_size(s, g, count), rows = 0;
+        if (s->nested == ROWS_FILE) {
             if (v->type != JSON_ARRAY || v->u.array.n == 0 || v->u.array.n > 1024 ||
                 (*K && v->u.array.n != *K))
                 return say(C, "%s (line %d) must be an array of %s arrays", what, v->line,
                            *K ? "one row per batch" : "1 to 1024");
             rows = *K = v->u.array.n;
+        } else if (s->nested == ROWS_VB) {
+            if (g->vbatch == 0 || g->d.N % g->vbatch != 0)
+                return say(C, "%s: a valid test needs virtualBatchSize dividing N", what);
+            rows = g->d.N / g->vbatch;
+            if (v->type != JSON_ARRAY || v->u.array.n != rows)
+                return say(C, "%s (line %d) must be an array of N/V = %zu arrays", what, v->line,
+                           rows);
         }
         bnv_array *a = &arrs[(*narr)++];
         a->name = dup_str(key);
@@ -254,7 +360,7 @@ static int load_test(ctx *C, const json_value *jt, bnv_group *g, bnv_test *t, si
     const json_value *ex = need(C, jt, "expected", JSON_OBJECT);
     const json_value *tol = need(C, jt, "tolerance", JSON_OBJECT);
     if (!in || !ex || !tol ||
-        load_part(C, in, in_specs[g->op], g, count, t->in, &t->nin, &t->num_batches, &K, "inputs"))
+        load_part(C, in, ops[g->op].in, g, count, t->in, &t->nin, &t->num_batches, &K, "inputs"))
         return -1;
     if (g->fp32)    /* fp32 groups promise binary32 inputs */
         for (size_t a = 0; a < t->nin; a++)
@@ -267,7 +373,7 @@ static int load_test(ctx *C, const json_value *jt, bnv_group *g, bnv_test *t, si
             return say(C, "an invalid test has empty \"expected\" and \"tolerance\"");
         return 0;
     }
-    if (load_part(C, ex, out_specs[g->op], g, count, t->want, &t->nwant, &t->want_num_batches,
+    if (load_part(C, ex, ops[g->op].out, g, count, t->want, &t->nwant, &t->want_num_batches,
                   &K, "expected"))
         return -1;
     for (size_t k = 0; k < tol->u.object.n; k++) {
@@ -292,11 +398,48 @@ static int load_test(ctx *C, const json_value *jt, bnv_group *g, bnv_test *t, si
     return 0;
 }
 
-static const char *const type_names[] = {"BnForwardTrain", "BnBackwardTrain", "BnRunningStats",
-                                         "BnForwardInfer", "BnBackwardInfer", NULL};
+/* The integer members names[0..n) of obj, each in [1, 2^20], into out. */
+static int dims_of(ctx *C, const json_value *obj, const char *const *names, int n, size_t *out,
+                   size_t *count)
+{
+    *count = 1;
+    if (!obj)
+        return -1;
+    if (obj->u.object.n != (size_t)n)
+        return say(C, "\"shape\" (line %d) must have exactly the members %s%s%s%s%s%s%s", obj->line,
+                   names[0], n > 1 ? ", " : "", n > 1 ? names[1] : "", n > 2 ? ", " : "",
+                   n > 2 ? names[2] : "", n > 3 ? ", " : "", n > 3 ? names[3] : "");
+    for (int j = 0; j < n; j++) {
+        long v;
+        if (integer(C, json_get(obj, names[j]), 1, 1L << 20, &v, names[j]))
+            return -1;
+        out[j] = (size_t)v;
+        if (__builtin_mul_overflow(*count, out[j], count) || *count > (1u << 24))
+            return say(C, "shape has more than 2^24 values");
+    }
+    return 0;
+}
 
-static int load_group(ctx *C, const json_value *jg, bnv_file *f, bnv_group *g, long *last_id,
-                      const json_value *notes)
+/* A number member of a group. */
+static int group_number(ctx *C, const json_value *jg, const char *key, double *out)
+{
+    const json_value *v = need(C, jg, key, JSON_NUMBER);
+    if (!v)
+        return -1;
+    *out = v->u.number;
+    return 0;
+}
+
+/* "forward_train" of "forward_train_schema.json", for messages. */
+static const char *kind_name(const char *schema, char *buf, size_t len)
+{
+    const char *end = strstr(schema, "_schema.json");
+    snprintf(buf, len, "%.*s", end ? (int)(end - schema) : (int)strlen(schema), schema);
+    return buf;
+}
+
+static int load_group(ctx *C, const json_value *jg, const char *schema, bnv_group *g,
+                      long *last_id, const json_value *notes)
 {
     static const char *const dtypes[] = {"fp64", "fp32", NULL};
     static const char *const froms[] = {"binary128", "exactStatistics", NULL};
@@ -304,51 +447,89 @@ static int load_group(ctx *C, const json_value *jg, bnv_file *f, bnv_group *g, l
     static const char *const acts[] = {"none", "relu", NULL};
     static const char *const rules[] = {"momentumNewUnbiased", "momentumOldBiased",
                                         "cumulativeUnbiased", "populationAlgorithm2", NULL};
+    static const char *const nchw[] = {"N", "C", "H", "W"}, *const kd[] = {"K", "D"},
+                             *const nk[] = {"N", "K"};
+    static const struct {
+        unsigned field;
+        const char *key;
+    } members[] = {{GF_TENSOR, "layout"}, {GF_TENSOR | GF_WN_KD | GF_WN_NK, "shape"},
+                   {GF_TENSOR, "eps"}, {GF_TENSOR, "affine"}, {GF_ACT, "activation"},
+                   {GF_RULE, "rule"}, {GF_RULE, "momentum"}, {GF_GROUPS, "groups"},
+                   {GF_RD, "rmax"}, {GF_RD, "dmax"}, {GF_ALPHA, "alpha"},
+                   {GF_VBATCH, "virtualBatchSize"}};
     int k;
+    char buf[64];
     if (jg->type != JSON_OBJECT)
         return say(C, "a test group must be an object");
-    if ((k = one_of(C, jg, "type", type_names)) < 0)
+    const json_value *tv = need(C, jg, "type", JSON_STRING);
+    if (!tv)
         return -1;
-    if ((bnv_op)k != f->op)
-        return say(C, "group type %s does not belong in a %s file", type_names[k],
-                   bnv_op_name(f->op));
-    g->op = f->op;
-    if ((g->fp32 = one_of(C, jg, "dtype", dtypes)) < 0 ||
-        (g->exact_stats = one_of(C, jg, "expectedFrom", froms)) < 0 ||
-        (k = one_of(C, jg, "layout", layouts)) < 0)
-        return -1;
-    g->d.layout = k ? BN_NHWC : BN_NCHW;
-    const json_value *sh = need(C, jg, "shape", JSON_OBJECT), *v;
-    long dims[4];
-    static const char *const dn[] = {"N", "C", "H", "W"};
-    size_t count = 1;
-    for (int j = 0; j < 4; j++) {
-        if (!sh || integer(C, json_get(sh, dn[j]), 1, 1L << 20, &dims[j], dn[j]))
-            return -1;
-        if (__builtin_mul_overflow(count, (size_t)dims[j], &count) || count > (1u << 24))
-            return say(C, "shape has more than 2^24 values");
+    for (k = 0; k < BNV_NOPS && strcmp(ops[k].type, tv->u.string.s) != 0; k++)
+        ;
+    if (k == BNV_NOPS)
+        return say(C, "\"type\" = \"%.40s\" is not one of the allowed values", tv->u.string.s);
+    if (strcmp(ops[k].schema, schema) != 0)
+        return say(C, "group type %s does not belong in a %s file", ops[k].type,
+                   kind_name(schema, buf, sizeof buf));
+    g->op = (bnv_op)k;
+    unsigned F = ops[k].fields;
+    for (size_t j = 0; j < jg->u.object.n; j++) {
+        const char *key = jg->u.object.keys[j];
+        int known = !strcmp(key, "type") || !strcmp(key, "dtype") ||
+                    !strcmp(key, "expectedFrom") || !strcmp(key, "tests");
+        for (size_t m = 0; !known && m < sizeof members / sizeof members[0]; m++)
+            known = (members[m].field & F) && !strcmp(members[m].key, key);
+        if (!known)
+            return say(C, "\"%.40s\" is not a field of %s groups", key, ops[k].type);
     }
-    g->d.N = (size_t)dims[0], g->d.C = (size_t)dims[1], g->d.H = (size_t)dims[2], g->d.W = (size_t)dims[3];
-    if (!(v = need(C, jg, "eps", JSON_NUMBER)) || !(v = need(C, jg, "affine", JSON_BOOL)))
+    if ((g->fp32 = one_of(C, jg, "dtype", dtypes)) < 0 ||
+        (g->exact_stats = one_of(C, jg, "expectedFrom", froms)) < 0)
         return -1;
-    g->d.eps = json_get(jg, "eps")->u.number;
-    g->d.affine = v->u.boolean;
-    int train = f->op == BNV_FORWARD_TRAIN || f->op == BNV_BACKWARD_TRAIN;
-    if (train && (g->relu = one_of(C, jg, "activation", acts)) < 0)
+    size_t count = 0, dims[4];
+    if (F & GF_TENSOR) {
+        if ((k = one_of(C, jg, "layout", layouts)) < 0 ||
+            dims_of(C, need(C, jg, "shape", JSON_OBJECT), nchw, 4, dims, &count))
+            return -1;
+        g->d.layout = k ? BN_NHWC : BN_NCHW;
+        g->d.N = dims[0], g->d.C = dims[1], g->d.H = dims[2], g->d.W = dims[3];
+        const json_value *v = need(C, jg, "affine", JSON_BOOL);
+        if (group_number(C, jg, "eps", &g->d.eps) || !v)
+            return -1;
+        g->d.affine = v->u.boolean;
+    } else {
+        int init = (F & GF_WN_NK) != 0;
+        if (dims_of(C, need(C, jg, "shape", JSON_OBJECT), init ? nk : kd, 2, dims, &count))
+            return -1;
+        if (init)
+            g->wn_N = dims[0], g->wn_K = dims[1];
+        else
+            g->wn_K = dims[0], g->wn_D = dims[1];
+    }
+    if ((F & GF_ACT) && (g->relu = one_of(C, jg, "activation", acts)) < 0)
         return -1;
-    if (!train && json_get(jg, "activation"))
-        return say(C, "\"activation\" belongs to training groups only");
-    if (f->op == BNV_RUNNING_STATS) {
+    if (F & GF_RULE) {
         if ((k = one_of(C, jg, "rule", rules)) < 0)
             return -1;
+        if (g->op == BNV_GHOST_RUNNING_STATS && k == BNV_RULE_POPULATION)
+            return say(C, "\"rule\" populationAlgorithm2 is not a rule of %s groups", ops[g->op].type);
         g->rule = (bnv_rule)k;
-        v = json_get(jg, "momentum");
+        const json_value *v = json_get(jg, "momentum");
         int momentum_rule = k == BNV_RULE_NEW_UNBIASED || k == BNV_RULE_OLD_BIASED;
         if (!v || (momentum_rule ? v->type != JSON_NUMBER : v->type != JSON_NULL))
             return say(C, "\"momentum\" must be a number for momentum rules, null otherwise");
         g->momentum = momentum_rule ? v->u.number : 0;
-    } else if (json_get(jg, "rule") || json_get(jg, "momentum"))
-        return say(C, "\"rule\" and \"momentum\" belong to running_stats groups only");
+    }
+    long G = 0, V = 0;
+    if ((F & GF_GROUPS) && integer(C, json_get(jg, "groups"), 0, 1L << 20, &G, "groups"))
+        return -1;
+    if ((F & GF_VBATCH) &&
+        integer(C, json_get(jg, "virtualBatchSize"), 0, 1L << 20, &V, "virtualBatchSize"))
+        return -1;
+    g->groups = (size_t)G, g->vbatch = (size_t)V;
+    if ((F & GF_RD) && (group_number(C, jg, "rmax", &g->rmax) || group_number(C, jg, "dmax", &g->dmax)))
+        return -1;
+    if ((F & GF_ALPHA) && group_number(C, jg, "alpha", &g->alpha))
+        return -1;
     const json_value *tests = need(C, jg, "tests", JSON_ARRAY);
     if (!tests)
         return -1;
@@ -365,6 +546,11 @@ static int load_group(ctx *C, const json_value *jg, bnv_file *f, bnv_group *g, l
         if (t->tc_id <= *last_id)
             return say(C, "tcId must increase through the file");
         *last_id = t->tc_id;
+        /* the sizes of a valid test's outputs presuppose a valid partition */
+        if (t->valid && (F & GF_GROUPS) && (G == 0 || g->d.C % (size_t)G != 0))
+            return say(C, "a valid test needs groups dividing C");
+        if (t->valid && (F & GF_VBATCH) && (V == 0 || g->d.N % (size_t)V != 0))
+            return say(C, "a valid test needs virtualBatchSize dividing N");
     }
     C->where[wlen] = '\0';
     return 0;
@@ -378,33 +564,40 @@ int bnv_load(bnv_file *f, const char *path, char *err, size_t errlen)
     json_value *root = json_parse_file(path, C.err, C.errlen);
     if (!root)
         return -1;
-    static const char *const schemas[] = {"forward_train_schema.json", "backward_train_schema.json",
-                                          "running_stats_schema.json", "forward_infer_schema.json",
-                                          "backward_infer_schema.json", NULL};
-    static const char *const algorithms[] = {"BatchNormalization", NULL};
-    const json_value *groups = NULL, *notes = NULL;
+    const char *schemas[NKINDS + 1] = {NULL};
+    for (int k = 0; k < NKINDS; k++)
+        schemas[k] = kinds[k].schema;
+    const json_value *groups = NULL, *notes = NULL, *alg;
     long ntests, last_id = 0;
-    int st = -1, k;
+    int st = -1, k = -1;
     if (root->type != JSON_OBJECT) {
         say(&C, "the file must hold one JSON object");
         goto out;
     }
-    if (one_of(&C, root, "algorithm", algorithms) < 0 || (k = one_of(&C, root, "schema", schemas)) < 0 ||
-        !need(&C, root, "generatorVersion", JSON_STRING) || !need(&C, root, "numberFormat", JSON_STRING) ||
+    if (!(alg = need(&C, root, "algorithm", JSON_STRING)) ||
+        (k = one_of(&C, root, "schema", schemas)) < 0)
+        goto out;
+    if (strcmp(alg->u.string.s, kinds[k].algorithm) != 0) {
+        say(&C, "\"algorithm\" = \"%.40s\": a %s file holds \"%s\"", alg->u.string.s,
+            kinds[k].schema, kinds[k].algorithm);
+        goto out;
+    }
+    if (!need(&C, root, "generatorVersion", JSON_STRING) || !need(&C, root, "numberFormat", JSON_STRING) ||
         !need(&C, root, "header", JSON_ARRAY) || !(notes = need(&C, root, "notes", JSON_OBJECT)) ||
         integer(&C, json_get(root, "numberOfTests"), 0, 1L << 30, &ntests, "numberOfTests") ||
         !(groups = need(&C, root, "testGroups", JSON_ARRAY)))
         goto out;
-    f->op = (bnv_op)k;
     f->path = dup_str(path);
+    f->schema = dup_str(kinds[k].schema);
     f->groups = calloc(groups->u.array.n + 1, sizeof *f->groups);
-    if (!f->path || !f->groups) {
+    if (!f->path || !f->schema || !f->groups) {
         say(&C, "out of memory");
         goto out;
     }
     for (size_t g = 0; g < groups->u.array.n; g++) {
         snprintf(C.where, sizeof C.where, "group %zu", g + 1);
-        if (load_group(&C, &groups->u.array.items[g], f, &f->groups[f->ngroups++], &last_id, notes))
+        if (load_group(&C, &groups->u.array.items[g], f->schema, &f->groups[f->ngroups++],
+                       &last_id, notes))
             goto out;
         f->ntests += f->groups[g].ntests;
     }
@@ -449,6 +642,7 @@ void bnv_free(bnv_file *f)
     }
     free(f->groups);
     free(f->path);
+    free(f->schema);
     memset(f, 0, sizeof *f);
 }
 
@@ -484,7 +678,5 @@ int bnv_status_of(const char *name)
 
 const char *bnv_op_name(bnv_op op)
 {
-    static const char *const names[] = {"forward_train", "backward_train", "running_stats",
-                                        "forward_infer", "backward_infer"};
-    return (unsigned)op < 5 ? names[op] : "unknown";
+    return (unsigned)op < BNV_NOPS ? ops[op].type : "unknown";
 }

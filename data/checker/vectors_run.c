@@ -9,84 +9,15 @@
  * target.use_double: bn_<op>_ref on doubles. Otherwise the float switch
  * bn_<op>(target.impl, ...): the inputs of fp32 groups are binary32 values,
  * so rounding them to float is exact; float outputs are widened to double
- * (exact) for the comparison.
+ * (exact) for the comparison. The normalization family's groups run in
+ * vectors_family.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vectors.h"
-
-/* Every buffer of one run, freed together. */
-typedef struct {
-    void *p[40];
-    int n, nomem;
-} pool;
-
-static void *palloc(pool *P, size_t n, size_t size)
-{
-    void *p = P->n < 40 ? calloc(n ? n : 1, size) : NULL;
-    if (!p)
-        P->nomem = 1;
-    else
-        P->p[P->n++] = p;
-    return p;
-}
-
-static void pool_free(pool *P)
-{
-    for (int k = 0; k < P->n; k++)
-        free(P->p[k]);
-}
-
-/* The named input as double (NULL if absent), or as float. */
-static const double *din(const bnv_test *t, const char *name)
-{
-    const bnv_array *a = bnv_input(t, name);
-    return a ? a->v : NULL;
-}
-
-static float *fin(pool *P, const bnv_test *t, const char *name)
-{
-    const bnv_array *a = bnv_input(t, name);
-    if (!a)
-        return NULL;
-    float *f = palloc(P, a->n, sizeof *f);
-    for (size_t k = 0; f && k < a->n; k++)
-        f[k] = (float)a->v[k];
-    return f;
-}
-
-/* A result array named like the expected one (owned by res). */
-static double *out(bnv_result *res, pool *P, const char *name, size_t n, size_t rows)
-{
-    bnv_array *a = &res->out[res->nout];
-    if (res->nout == BNV_MAX_ARRAYS || !(a->v = calloc(n ? n : 1, sizeof *a->v))) {
-        P->nomem = 1;
-        return NULL;
-    }
-    res->nout++;
-    a->name = (char *)name;     /* a literal; never freed */
-    a->n = n;
-    a->rows = rows;
-    return a->v;
-}
-
-static void widen(double *dst, const float *src, size_t n)
-{
-    for (size_t k = 0; dst && src && k < n; k++)
-        dst[k] = src[k];
-}
-
-/* Records the first failing call. */
-static int fails(bnv_result *res, int st, const char *call)
-{
-    if (st != BN_OK && res->status == BN_OK) {
-        res->status = st;
-        res->call = call;
-    }
-    return st != BN_OK;
-}
+#include "vectors_internal.h"
 
 static void run_forward_train(const bnv_group *g, const bnv_test *t, bnv_target T,
                               bnv_result *res, pool *P)
@@ -253,6 +184,12 @@ static void run_running(const bnv_group *g, const bnv_test *t, bnv_target T, bnv
     widen(om, pm, C), widen(ov, pv, C);
 }
 
+const char *bnv_unsupported(const bnv_group *g, bnv_target target)
+{
+    /* batch normalization has a float version in every implementation */
+    return g->op <= BNV_BACKWARD_INFER ? NULL : bnv_family_unsupported(g, target);
+}
+
 int bnv_run(const bnv_group *g, const bnv_test *t, bnv_target target, bnv_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -264,6 +201,7 @@ int bnv_run(const bnv_group *g, const bnv_test *t, bnv_target target, bnv_result
     case BNV_RUNNING_STATS:  run_running(g, t, target, res, &P); break;
     case BNV_FORWARD_INFER:  run_infer(g, t, target, res, &P, 0); break;
     case BNV_BACKWARD_INFER: run_infer(g, t, target, res, &P, 1); break;
+    default:                 bnv_run_family(g, t, target, res, &P); break;
     }
     int nomem = P.nomem;
     pool_free(&P);

@@ -58,21 +58,27 @@ void check_exact(const gshape *s, const double *v, size_t n, const char *what)
         }
 }
 
-/* Flags that follow from the shape alone. */
-void shape_flags(gtest *t, const gshape *s)
+int shape_odd(const gshape *s)
 {
-    size_t m = shape_m(s), v[4] = {s->N, s->C, s->H, s->W};
-    if (m == 2)
-        gen_flag(t, "TwoValues");
-    if (s->N == 1 && s->H * s->W > 1)
-        gen_flag(t, "SingleExample");
+    size_t v[4] = {s->N, s->C, s->H, s->W};
     int odd = 1;
     for (int a = 0; a < 4; a++) {
         odd &= (v[a] & (v[a] - 1)) != 0;             /* not a power of two */
         for (int b = 0; b < a; b++)
             odd &= v[a] != v[b];
     }
-    if (odd)
+    return odd;
+}
+
+/* Flags that follow from the shape alone. */
+void shape_flags(gtest *t, const gshape *s)
+{
+    size_t m = shape_m(s);
+    if (m == 2)
+        gen_flag(t, "TwoValues");
+    if (s->N == 1 && s->H * s->W > 1)
+        gen_flag(t, "SingleExample");
+    if (shape_odd(s))
         gen_flag(t, "OddSizes");
 }
 
@@ -82,13 +88,25 @@ double q_round(quad v) { return (double)v; }
 
 void q_stats(const gshape *s, const double *x, size_t c, quad *mu, quad *var)
 {
-    size_t m = shape_m(s);
+    size_t m = shape_m(s), *idx = malloc(m * sizeof *idx);
+    if (!idx) {
+        fprintf(stderr, "gen_vectors: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < m; i++)
+        idx[i] = shape_index(s, c, i);
+    q_stats_idx(x, idx, m, mu, var);
+    free(idx);
+}
+
+void q_stats_idx(const double *x, const size_t *idx, size_t m, quad *mu, quad *var)
+{
     quad sum = 0, sq = 0;
     for (size_t i = 0; i < m; i++)
-        sum += x[shape_index(s, c, i)];
+        sum += x[idx[i]];
     *mu = sum / m;
     for (size_t i = 0; i < m; i++) {
-        quad d = x[shape_index(s, c, i)] - *mu;
+        quad d = x[idx[i]] - *mu;
         sq += d * d;
     }
     *var = sq / m;

@@ -182,6 +182,40 @@ static const struct {
     {"Underflow", "INVALID", "sigma^2 + eps is below the smallest normal number of the dtype: 1/sqrt would be noise or infinite."},
     {"NegativeVariance", "INVALID", "A stored (population) variance < 0: not the statistics of any data."},
     {"MomentumOutOfRange", "INVALID", "momentum outside [0, 1]: the running average would extrapolate."},
+    /* the normalization family */
+    {"LayerNormCase", "CONVENTION", "groups = 1: Layer Normalization, one set per example over all its C*H*W values (each row of (N, D) data); catches statistics taken over the batch."},
+    {"InstanceNormCase", "CONVENTION", "groups = C: Instance Normalization, one set per example and channel over its H*W pixels."},
+    {"GroupNormCase", "INDEXING", "1 < groups < C: each set holds C/G consecutive channels of one example; catches groups of interleaved channels (c mod G) and statistics per channel or per example instead of per group."},
+    {"ConstantSet", "EDGE_CASE", "All values of one set are equal: its variance is exactly 0, xhat = 0 there and y = beta; only eps > 0 keeps the division finite."},
+    {"TwoValuesPerSet", "EDGE_CASE", "Each set holds 2 values: xhat = +-1/sqrt(1 + eps/sigma^2)."},
+    {"ConstantDyPerSet", "GRADIENT", "dy is the same for every value of a set and there are no affine parameters: dx must be 0 (the mean(dy) term cancels it)."},
+    {"GroupsNotDividing", "INVALID", "groups does not divide C (or exceeds it): the sets would differ in size; must be rejected."},
+    {"SingleValuePerSet", "INVALID", "Each set holds one value ((C/G)*H*W = 1, or V*H*W = 1 for a virtual batch): its variance is 0 whatever x is; must be rejected."},
+    {"ClippedR", "CONVENTION", "sigma_B/sigma lies outside [1/rmax, rmax] in some channels, on both sides: r is clipped to rmax or 1/rmax; catches a missing or one-sided clip."},
+    {"ClippedD", "CONVENTION", "(mu_B - mu)/sigma lies outside [-dmax, dmax] in some channels, on both sides: d is clipped; catches a missing or one-sided clip."},
+    {"InteriorRD", "CONVENTION", "r and d inside their ranges in some channels: the correction is used as computed; catches r inverted (sigma/sigma_B), d of the wrong sign and, in the backward, gradients through r and d (they are constants)."},
+    {"RenormIsBn", "CONVENTION", "rmax = 1 and dmax = 0: r = 1, d = 0 whatever the moving statistics: Batch Renormalization is batch normalization exactly."},
+    {"PaperDefault", "CONVENTION", "The paper's final settings: rmax = 3, dmax = 5 (Ioffe 2017, section 4), or its moving-average rate alpha = 0.01."},
+    {"AlphaZero", "CONVENTION", "alpha = 0: the moving mean and standard deviation stay as they were."},
+    {"AlphaOne", "CONVENTION", "alpha = 1: the moving statistics become the batch's mean and sqrt(varBiased + eps)."},
+    {"RmaxBelowOne", "INVALID", "rmax < 1: the range [1/rmax, rmax] of r is empty; must be rejected."},
+    {"DmaxNegative", "INVALID", "dmax < 0: the range [-dmax, dmax] of d is empty; must be rejected."},
+    {"NonPositiveMovingSd", "INVALID", "A moving standard deviation <= 0: r and d, or inference, would divide by it; must be rejected."},
+    {"AlphaOutOfRange", "INVALID", "alpha outside [0, 1]: the moving averages would extrapolate; must be rejected."},
+    {"OneVirtualBatch", "CONVENTION", "V = N: one virtual batch, Ghost BN is batch normalization exactly."},
+    {"OneExamplePerVirtualBatch", "EDGE_CASE", "V = 1: each example is normalized with the statistics of its own H*W pixels."},
+    {"VirtualBatchShift", "INDEXING", "The virtual batches have different means: statistics shared by the whole batch, or virtual batches taken from interleaved examples, are far off."},
+    {"TwoValuesPerVirtualBatch", "EDGE_CASE", "V*H*W = 2: each virtual batch holds 2 values per channel (Bessel factor 2 in the running variance)."},
+    {"VirtualBatchNotDividing", "INVALID", "V does not divide N (or V = 0): the virtual batches would differ in size; must be rejected."},
+    {"NegativeG", "EDGE_CASE", "g < 0 for some units: w = g*v/||v|| points against v; catches code that takes |g| or assumes g > 0."},
+    {"SparseV", "EDGE_CASE", "Rows of v with zeros in them: those weights and their gradients are 0 (times g)."},
+    {"SingleInput", "EDGE_CASE", "D = 1: w = g*sign(v), and dl/dv = 0 (a one-dimensional direction cannot change)."},
+    {"ParallelGradient", "GRADIENT", "dl/dw proportional to v: dl/dv = 0 exactly, a difference of large terms; catches a missing projection (dl/dv = g/||v|| * dl/dw)."},
+    {"OrthogonalGradient", "GRADIENT", "dl/dw orthogonal to v: dl/dg = 0 exactly and dl/dv = g/||v|| * dl/dw."},
+    {"ZeroRow", "INVALID", "A row of v is all zeros: it has no direction (||v|| = 0); must be rejected."},
+    {"ConstantPreActivation", "INVALID", "A unit whose pre-activations are all equal: sigma = 0, g = 1/sigma is infinite; must be rejected."},
+    {"ManyBatches", "BASIC", "Many batches (16): the population statistics are plain averages over all of them."},
+    {"Drift", "CONVENTION", "The batches' means drift from batch to batch: every batch counts equally (not an exponential moving average, which follows the last ones)."},
 };
 enum { NNOTES = sizeof notes / sizeof notes[0] };
 
@@ -298,13 +332,16 @@ static void put_group(FILE *o, const ggroup *g, long *tcId)
     fprintf(o, "    {\n      \"type\": \"%s\",\n", g->type);
     fprintf(o, "      \"dtype\": \"%s\",\n", s->fp32 ? "fp32" : "fp64");
     fprintf(o, "      \"expectedFrom\": \"%s\",\n", s->exact_stats ? "exactStatistics" : "binary128");
-    fprintf(o, "      \"layout\": \"%s\",\n", s->layout == LAYOUT_NHWC ? "NHWC" : "NCHW");
-    fprintf(o, "      \"shape\": {\"N\": %zu, \"C\": %zu, \"H\": %zu, \"W\": %zu},\n", s->N,
-            s->C, s->H, s->W);
-    fputs("      \"eps\": ", o);
-    put_number(o, s->eps);
-    fprintf(o, ",\n      \"affine\": %s,\n", s->affine ? "true" : "false");
-    if (strstr(g->type, "Train"))                  /* BnForwardTrain, BnBackwardTrain */
+    if (!g->plain) {
+        fprintf(o, "      \"layout\": \"%s\",\n", s->layout == LAYOUT_NHWC ? "NHWC" : "NCHW");
+        fprintf(o, "      \"shape\": {\"N\": %zu, \"C\": %zu, \"H\": %zu, \"W\": %zu},\n", s->N,
+                s->C, s->H, s->W);
+        fputs("      \"eps\": ", o);
+        put_number(o, s->eps);
+        fprintf(o, ",\n      \"affine\": %s,\n", s->affine ? "true" : "false");
+    }
+    /* BnForwardTrain, BnBackwardTrain (not the family's ...Train types) */
+    if (strncmp(g->type, "Bn", 2) == 0 && strstr(g->type, "Train"))
         fprintf(o, "      \"activation\": \"%s\",\n", s->relu ? "relu" : "none");
     if (g->extra)
         fprintf(o, "%s", g->extra);
@@ -333,7 +370,7 @@ size_t gen_write(const gfile *f, const char *dir)
             for (int j = 0; j < f->groups[g].tests[k].nflags; j++)
                 used[note_index(f->groups[g].tests[k].flags[j])] = 1;
         }
-    fputs("{\n  \"algorithm\": \"BatchNormalization\",\n", o);
+    fprintf(o, "{\n  \"algorithm\": \"%s\",\n", f->algorithm ? f->algorithm : "BatchNormalization");
     fprintf(o, "  \"schema\": \"%s\",\n", f->schema);
     fprintf(o, "  \"generatorVersion\": \"%s\",\n", GEN_VERSION);
     fprintf(o, "  \"numberOfTests\": %zu,\n", ntests);

@@ -18,42 +18,57 @@
  *   e_xhat = e_mu·s + X·r_s + 3u·X
  * The factor 2 in front of most terms is a safety margin, never tuned to
  * make something pass. Every expected value is correct to binary64 (oracle.c).
+ * set_error computes these quantities for any set of values: a channel here,
+ * the sets of GroupNorm and Ghost BN in tol_family.c.
  */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "gen.h"
 
 double unit_roundoff(const gshape *s) { return s->fp32 ? 0x1p-24 : 0x1p-53; }
 
 typedef long double ld;
+typedef gerr fwd_err;
 
-/* What an implementation's training forward gets wrong on channel c, at
- * most: the quantities of the header comment. */
-typedef struct {
-    ld M, sigma2, s, X, e_mu, atol_var, rtol_var, r_s, e_xhat;
-} fwd_err;
-
-static fwd_err forward_error(const gshape *s, const double *x, size_t c, ld u)
+gerr set_error(const double *x, const size_t *idx, size_t m, double eps, ld u)
 {
     fwd_err e;
-    size_t m = shape_m(s);
     ld A = (ld)m + 8;
     quad mu, var;
-    q_stats(s, x, c, &mu, &var);
+    q_stats_idx(x, idx, m, &mu, &var);
+    e.mu = (ld)mu;
     e.M = 0;
     e.X = 0;
     e.sigma2 = (ld)var;
-    e.s = (ld)q_invstd(var, s->eps);
+    e.s = (ld)q_invstd(var, eps);
     for (size_t i = 0; i < m; i++) {
-        ld v = x[shape_index(s, c, i)];
+        ld v = x[idx[i]];
         e.M = fmaxl(e.M, fabsl(v));
         e.X = fmaxl(e.X, fabsl((v - (ld)mu) * e.s));
     }
     e.e_mu = A * u * e.M;
     e.atol_var = 2 * A * u * e.M * sqrtl(e.sigma2) + 2 * e.e_mu * e.e_mu;
     e.rtol_var = 2 * (A + 2) * u;
-    e.r_s = (e.atol_var + e.rtol_var * e.sigma2) / (2 * (e.sigma2 + s->eps)) + 4 * u;
+    e.r_s = (e.atol_var + e.rtol_var * e.sigma2) / (2 * (e.sigma2 + eps)) + 4 * u;
     e.e_xhat = e.e_mu * e.s + e.X * e.r_s + 3 * u * e.X;
+    return e;
+}
+
+/* What an implementation's training forward gets wrong on channel c, at
+ * most: the quantities of the header comment. */
+static fwd_err forward_error(const gshape *s, const double *x, size_t c, ld u)
+{
+    size_t m = shape_m(s), *idx = malloc(m * sizeof *idx);
+    if (!idx) {
+        fprintf(stderr, "gen_vectors: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < m; i++)
+        idx[i] = shape_index(s, c, i);
+    fwd_err e = set_error(x, idx, m, s->eps, u);
+    free(idx);
     return e;
 }
 
