@@ -335,6 +335,12 @@ void bn_precise_free(bn_precise *p);
  * statistics and folding are host bookkeeping over C values: ref does them.
  * ====================================================================== */
 
+/* fast/ picks its instruction set at the first call: "avx512", "avx2" or
+ * "portable" (CPUID; the environment variable BNLAB_FAST_ISA overrides).
+ * Returns the name of the path in use, or NULL (with an error through the
+ * handler) when BNLAB_FAST_ISA names a path this CPU cannot run. */
+const char *bn_fast_isa(void);
+
 int bn_forward_train_fast(float *y, float *mean, float *var_biased,
                           float *invstd, const float *x, const float *gamma,
                           const float *beta, const bn_desc *d);
