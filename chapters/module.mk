@@ -19,7 +19,7 @@ TOOLKIT_A   := $(BUILD)/libbnlab_toolkit.a
 BLAS_LIBS   := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
 # -lgsl without -lgslcblas: OpenBLAS's cblas_sgemm is the one that binds.
 CHAPTER_LIBS = -lgsl $(BLAS_LIBS) -lz
-TOOLKIT_PROGS := $(filter-out $(BUILD)/bin/transform,$(PROGS))
+TOOLKIT_PROGS := $(PROGS)
 
 -include $(TOOLKIT_OBJ:.o=.d)
 

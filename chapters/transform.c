@@ -40,6 +40,7 @@
 #include <gsl/gsl_rng.h>
 
 #include "bnlab.h"
+#include "toolkit.h"
 
 enum { D = 3 }; /* features: the (N, D) matrix is bn_desc (N, C = D, 1, 1) */
 
@@ -60,8 +61,9 @@ typedef struct options {
     const char *out;    /* data file for plots/transform.gp */
 } options;
 
-static void usage(FILE *f, const char *prog)
+static void usage(FILE *f)
 {
+    const char *prog = tk_progname();
     fprintf(f,
         "usage: %s [--seed N] [--impl ref|fast|cuda] [--eps E] [--n N] [--out FILE]\n"
         "\n"
@@ -92,112 +94,28 @@ static void usage(FILE *f, const char *prog)
         prog);
 }
 
-/* ---------------------------------------------------- strict number parsing */
-
-/* A whole decimal unsigned number, nothing before or after it. strtoul alone
- * accepts "  12", "-1" (wrapping to ULONG_MAX) and "12abc": refuse all three. */
-static int parse_ulong(const char *s, unsigned long *v)
-{
-    if (*s < '0' || *s > '9')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long r = strtoul(s, &end, 10);
-    if (errno == ERANGE || *end != '\0')
-        return -1;
-    *v = r;
-    return 0;
-}
-
-/* A finite floating-point number, nothing after it. */
-static int parse_double(const char *s, double *v)
-{
-    char *end;
-    errno = 0;
-    double r = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(r))
-        return -1;
-    *v = r;
-    return 0;
-}
-
-/* -------------------------------------------------------- the command line */
-
-/* Fills o from argv. Returns 0 to run, 1 after --help, -1 after printing
- * what is wrong on stderr. */
+/* Fills o from argv with the toolkit's parser (the same rules as every
+ * chapter). Returns 0 to run, 1 after --help, 2 after a message. */
 static int parse_args(int argc, char **argv, options *o)
 {
     *o = (options){.seed = 1, .n = 256, .eps = 1e-5, .impl = "ref",
                    .out = "out/data/transform.dat"};
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            usage(stdout, argv[0]);
-            return 1;
-        }
-        static const char *const takes_value[] = {"--seed", "--impl", "--eps",
-                                                  "--n", "--out"};
-        const char *name = NULL, *val = NULL;
-        for (size_t k = 0; k < sizeof takes_value / sizeof *takes_value; k++) {
-            size_t len = strlen(takes_value[k]);
-            if (strncmp(arg, takes_value[k], len) != 0)
-                continue;
-            if (arg[len] == '\0') {             /* --opt VALUE */
-                name = takes_value[k];
-                if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
-                    fprintf(stderr, "transform: %s needs a value (see --help)\n", name);
-                    return -1;
-                }
-                val = argv[++i];
-            } else if (arg[len] == '=') {       /* --opt=VALUE */
-                name = takes_value[k];
-                val = arg + len + 1;
-            }
-            if (name)
-                break;
-        }
-        if (!name) {
-            fprintf(stderr, "transform: unknown option '%s' (see --help)\n", arg);
-            return -1;
-        }
-        if (strcmp(name, "--seed") == 0) {
-            if (parse_ulong(val, &o->seed) != 0) {
-                fprintf(stderr, "transform: --seed '%s': expected an unsigned integer\n", val);
-                return -1;
-            }
-        } else if (strcmp(name, "--n") == 0) {
-            unsigned long n;
-            if (parse_ulong(val, &n) != 0) {
-                fprintf(stderr, "transform: --n '%s': expected an unsigned integer\n", val);
-                return -1;
-            }
-            if (n < 2) {
-                fprintf(stderr,
-                        "transform: --n %lu: the batch needs at least 2 examples. With m = 1,\n"
-                        "  mu_B = x and sigma2_B = 0, so y = 0 whatever x is; bnlab refuses\n"
-                        "  that case in training mode (BN_ESINGLE).\n", n);
-                return -1;
-            }
-            if (n > (size_t)-1 / (D * sizeof(float))) {
-                fprintf(stderr, "transform: --n %lu: too large for this machine\n", n);
-                return -1;
-            }
-            o->n = n;
-        } else if (strcmp(name, "--eps") == 0) {
-            if (parse_double(val, &o->eps) != 0 || o->eps < 0) {
-                fprintf(stderr, "transform: --eps '%s': expected a finite number >= 0\n", val);
-                return -1;
-            }
-        } else if (strcmp(name, "--impl") == 0) {
-            o->impl = val;
-        } else { /* --out */
-            if (*val == '\0') {
-                fprintf(stderr, "transform: --out: empty file name\n");
-                return -1;
-            }
-            o->out = val;
-        }
-    }
+    const tk_opt opts[] = {
+        {"--seed", TK_OPT_ULONG, &o->seed}, {"--n", TK_OPT_SIZE, &o->n},
+        {"--eps", TK_OPT_DOUBLE, &o->eps},  {"--impl", TK_OPT_STRING, &o->impl},
+        {"--out", TK_OPT_STRING, &o->out},
+    };
+    int st = tk_parse_args(argc, argv, opts, sizeof opts / sizeof *opts, usage);
+    if (st != 0)
+        return st;
+    if (o->n < 2)
+        return tk_err("--n %zu: the batch needs at least 2 examples. With m = 1, mu_B = x and "
+                      "sigma2_B = 0, so y = 0 whatever x is; bnlab refuses that case in "
+                      "training mode (BN_ESINGLE)", o->n), 2;
+    if (o->n > (size_t)-1 / (D * sizeof(float)))
+        return tk_err("--n %zu: too large for this machine", o->n), 2;
+    if (o->eps < 0)
+        return tk_err("--eps %g: expected a finite number >= 0", o->eps), 2;
     return 0;
 }
 
@@ -265,24 +183,18 @@ static int write_data(const options *o, bn_impl impl, const float *x,
 
 int main(int argc, char **argv)
 {
+    tk_set_progname("transform");
     options o;
     int a = parse_args(argc, argv, &o);
     if (a != 0)
-        return a > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+        return a == 1 ? EXIT_SUCCESS : EXIT_USAGE;
 
     /* Messages go through bn_last_error() below, once, with our context. */
     bn_set_error_handler(bn_error_handler_quiet);
 
     bn_impl impl;
-    if (bn_impl_parse(o.impl, &impl) != BN_OK) {
-        fprintf(stderr, "transform: --impl: %s\n", bn_last_error());
+    if (tk_impl_select(o.impl, &impl) != 0)
         return EXIT_USAGE;
-    }
-    const char *why;
-    if (!bn_impl_available(impl, &why)) {
-        fprintf(stderr, "transform: --impl %s is not available: %s\n", o.impl, why);
-        return EXIT_USAGE;
-    }
 
     bn_desc d = bn_desc_make(o.n, D, 1, 1, BN_NCHW, o.eps);
     int st = bn_desc_check(&d, 1, NULL, NULL);
