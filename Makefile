@@ -44,7 +44,7 @@ ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 $(info bnlab: $(if $(HAVE_GSL),✓ GSL,✗ GSL not found: tests and chapters will not build))
 $(info bnlab: $(if $(HAVE_CHECK),✓ Check,✗ Check not found: make check cannot run))
 $(info bnlab: $(if $(HAVE_GNUPLOT),✓ gnuplot,✗ gnuplot not found: figures are skipped))
-$(info bnlab: $(if $(NVCC),✓ nvcc $(NVCC) (cuda/ has no sources in this version yet),✗ nvcc not found: cuda/ is skipped))
+$(info bnlab: $(if $(NVCC),✓ nvcc $(NVCC): cuda/ builds for sm_80 + sm_90 (+ PTX),✗ nvcc not found: cuda/ is skipped (everything else builds)))
 $(info bnlab: CPU $(if $(CPU_AVX512),✓ AVX-512,$(if $(CPU_AVX2),✓ AVX2 (no AVX-512),✗ no AVX2 nor AVX-512)): fast/ will run its $(if $(CPU_AVX512),avx512,$(if $(CPU_AVX2),avx2,portable)) path (CPUID at run time; BNLAB_FAST_ISA=avx512|avx2|portable overrides))
 endif
 endif

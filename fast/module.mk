@@ -11,6 +11,7 @@ ifneq ($(filter x86_64% i686% i386%,$(shell $(CC) -dumpmachine 2>/dev/null)),)
 FAST_SRC += fast/kern_avx2.c fast/kern_avx512.c
 FAST_X86 := -DBN_FAST_X86
 endif
+FAST_SRC += fast/fast_groupnorm.c
 FAST_OBJ := $(FAST_SRC:%.c=$(BUILD)/obj/%.o)
 
 LIB_SRC    += $(FAST_SRC)

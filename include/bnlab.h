@@ -329,7 +329,10 @@ void bn_precise_free(bn_precise *p);
 /* ======================================================================
  * fast/: the same stems in float (AVX-512 / AVX2 / portable C), host memory.
  * cuda/: the same stems in float on device pointers, plus a trailing
- *        cudaStream_t passed as void * (NULL: the default stream).
+ *        cudaStream_t passed as void * (NULL: the default stream). A call
+ *        returns when its work on that stream is done (so that bad values
+ *        come back as a status); num_batches is host memory. No device:
+ *        BN_ENODEVICE. docs/cuda.md.
  * They are declared here so that all three share one contract; whether one
  * was built into this bnlab is bn_impl_available()'s answer. Population
  * statistics and folding are host bookkeeping over C values: ref does them.
@@ -368,6 +371,22 @@ int bn_backward_infer_fast(float *dx, float *dgamma, float *dbeta,
                            const float *dy, const float *x, const float *gamma,
                            const float *mean, const float *var,
                            const bn_desc *d);
+/* GroupNorm and LayerNorm (= GroupNorm with G = 1) in float: contracts as
+ * bn_groupnorm_*_ref and bn_layernorm_*_ref (mean etc. hold N·G values). */
+int bn_groupnorm_forward_fast(float *y, float *mean, float *var_biased,
+                              float *invstd, const float *x, const float *gamma,
+                              const float *beta, const bn_desc *d, size_t G);
+int bn_groupnorm_backward_fast(float *dx, float *dgamma, float *dbeta,
+                               const float *dy, const float *x, const float *mean,
+                               const float *invstd, const float *gamma,
+                               const bn_desc *d, size_t G);
+int bn_layernorm_forward_fast(float *y, float *mean, float *var_biased,
+                              float *invstd, const float *x, const float *gamma,
+                              const float *beta, const bn_desc *d);
+int bn_layernorm_backward_fast(float *dx, float *dgamma, float *dbeta,
+                               const float *dy, const float *x, const float *mean,
+                               const float *invstd, const float *gamma,
+                               const bn_desc *d);
 
 int bn_forward_train_cuda(float *y, float *mean, float *var_biased,
                           float *invstd, const float *x, const float *gamma,
@@ -396,6 +415,62 @@ int bn_backward_infer_cuda(float *dx, float *dgamma, float *dbeta,
                            const float *dy, const float *x, const float *gamma,
                            const float *mean, const float *var,
                            const bn_desc *d, void *stream);
+
+/* cuda/ in mixed precision: data arrays (x, y, dy, dx) in 16 bits, IEEE
+ * half (CUDA's __half) or bfloat16 (__nv_bfloat16), passed as these bit
+ * containers of the same size; statistics, gamma, beta and their gradients
+ * stay in float, and all arithmetic is float/double. Each value is rounded
+ * once, when it is stored. Arguments as the float versions above. */
+typedef struct bn_f16 { unsigned short bits; } bn_f16;
+typedef struct bn_bf16 { unsigned short bits; } bn_bf16;
+
+int bn_forward_train_cuda_f16(bn_f16 *y, float *mean, float *var_biased,
+                              float *invstd, const bn_f16 *x, const float *gamma,
+                              const float *beta, const bn_desc *d, void *stream);
+int bn_forward_train_relu_cuda_f16(bn_f16 *y, float *mean, float *var_biased,
+                                   float *invstd, const bn_f16 *x,
+                                   const float *gamma, const float *beta,
+                                   const bn_desc *d, void *stream);
+int bn_backward_train_cuda_f16(bn_f16 *dx, float *dgamma, float *dbeta,
+                               const bn_f16 *dy, const bn_f16 *x, const float *mean,
+                               const float *invstd, const float *gamma,
+                               const bn_desc *d, void *stream);
+int bn_backward_train_relu_cuda_f16(bn_f16 *dx, float *dgamma, float *dbeta,
+                                    const bn_f16 *dy, const bn_f16 *y,
+                                    const bn_f16 *x, const float *mean,
+                                    const float *invstd, const float *gamma,
+                                    const bn_desc *d, void *stream);
+int bn_forward_infer_cuda_f16(bn_f16 *y, const bn_f16 *x, const float *gamma,
+                              const float *beta, const float *mean,
+                              const float *var, const bn_desc *d, void *stream);
+int bn_backward_infer_cuda_f16(bn_f16 *dx, float *dgamma, float *dbeta,
+                               const bn_f16 *dy, const bn_f16 *x, const float *gamma,
+                               const float *mean, const float *var,
+                               const bn_desc *d, void *stream);
+
+int bn_forward_train_cuda_bf16(bn_bf16 *y, float *mean, float *var_biased,
+                               float *invstd, const bn_bf16 *x, const float *gamma,
+                               const float *beta, const bn_desc *d, void *stream);
+int bn_forward_train_relu_cuda_bf16(bn_bf16 *y, float *mean, float *var_biased,
+                                    float *invstd, const bn_bf16 *x,
+                                    const float *gamma, const float *beta,
+                                    const bn_desc *d, void *stream);
+int bn_backward_train_cuda_bf16(bn_bf16 *dx, float *dgamma, float *dbeta,
+                                const bn_bf16 *dy, const bn_bf16 *x,
+                                const float *mean, const float *invstd,
+                                const float *gamma, const bn_desc *d, void *stream);
+int bn_backward_train_relu_cuda_bf16(bn_bf16 *dx, float *dgamma, float *dbeta,
+                                     const bn_bf16 *dy, const bn_bf16 *y,
+                                     const bn_bf16 *x, const float *mean,
+                                     const float *invstd, const float *gamma,
+                                     const bn_desc *d, void *stream);
+int bn_forward_infer_cuda_bf16(bn_bf16 *y, const bn_bf16 *x, const float *gamma,
+                               const float *beta, const float *mean,
+                               const float *var, const bn_desc *d, void *stream);
+int bn_backward_infer_cuda_bf16(bn_bf16 *dx, float *dgamma, float *dbeta,
+                                const bn_bf16 *dy, const bn_bf16 *x,
+                                const float *gamma, const float *mean,
+                                const float *var, const bn_desc *d, void *stream);
 
 /* ======================================================================
  * The run-time switch: float data on the host, implementation by name.
@@ -428,6 +503,20 @@ int bn_forward_infer(bn_impl impl, float *y, const float *x, const float *gamma,
 int bn_backward_infer(bn_impl impl, float *dx, float *dgamma, float *dbeta,
                       const float *dy, const float *x, const float *gamma,
                       const float *mean, const float *var, const bn_desc *d);
+/* GroupNorm and LayerNorm; cuda has none (BN_ENOIMPL). */
+int bn_groupnorm_forward(bn_impl impl, float *y, float *mean, float *var_biased,
+                         float *invstd, const float *x, const float *gamma,
+                         const float *beta, const bn_desc *d, size_t G);
+int bn_groupnorm_backward(bn_impl impl, float *dx, float *dgamma, float *dbeta,
+                          const float *dy, const float *x, const float *mean,
+                          const float *invstd, const float *gamma, const bn_desc *d,
+                          size_t G);
+int bn_layernorm_forward(bn_impl impl, float *y, float *mean, float *var_biased,
+                         float *invstd, const float *x, const float *gamma,
+                         const float *beta, const bn_desc *d);
+int bn_layernorm_backward(bn_impl impl, float *dx, float *dgamma, float *dbeta,
+                          const float *dy, const float *x, const float *mean,
+                          const float *invstd, const float *gamma, const bn_desc *d);
 /* Bookkeeping over K·C numbers: computed by ref whatever the impl. */
 int bn_population_stats(float *pop_mean, float *pop_var_unbiased,
                         const float *batch_means, const float *batch_vars_biased,

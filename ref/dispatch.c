@@ -6,13 +6,18 @@
  * For ref, the float arguments are widened to double, ref runs, and the
  * results are rounded back to float (an output that does not fit in a float
  * is an error, not an Inf). fast/ is called directly. cuda/ works on device
- * pointers: it joins the switch when it is built (BNLAB_HAVE_CUDA).
+ * pointers: when it is built (BNLAB_HAVE_CUDA), the switch stages the host
+ * arrays through device memory (cuda/cuda_api.c): for correctness, so that
+ * chapters can run --impl cuda, not for speed.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bn_internal.h"
+#ifdef BNLAB_HAVE_CUDA
+#include "bn_cuda.h"
+#endif
 
 int bn_impl_parse(const char *name, bn_impl *impl)
 {
@@ -51,6 +56,9 @@ int bn_impl_available(bn_impl impl, const char **why)
     case BN_IMPL_CUDA:
 #ifndef BNLAB_HAVE_CUDA
         reason = "this bnlab was built without cuda/ (no nvcc, or cuda/ not in this version)";
+#else
+        if (bn_cuda_device_present(&reason))  /* else reason: no device, and why */
+            reason = NULL;
 #endif
         break;
     default:
@@ -75,6 +83,16 @@ static int unavailable(bn_impl impl)
 #define FAST(call) return (call)
 #else
 #define FAST(call) return unavailable(BN_IMPL_FAST)
+#endif
+
+#ifdef BNLAB_HAVE_CUDA
+/* Built but no device: BN_ENOIMPL with bn_impl_available's reason, as for an
+ * implementation that was not built (the bn_*_cuda functions themselves
+ * answer BN_ENODEVICE). */
+#define CUDA(call)                                                             \
+    return bn_impl_available(BN_IMPL_CUDA, NULL) ? (call) : unavailable(BN_IMPL_CUDA)
+#else
+#define CUDA(call) return unavailable(BN_IMPL_CUDA)
 #endif
 
 /* ---- float <-> double for ref: every buffer the call needs, freed at once */
@@ -210,6 +228,8 @@ int bn_forward_train(bn_impl impl, float *y, float *mean, float *var_biased,
 {
     if (impl == BN_IMPL_FAST)
         FAST(bn_forward_train_fast(y, mean, var_biased, invstd, x, gamma, beta, d));
+    if (impl == BN_IMPL_CUDA)
+        CUDA(bn_cuda_staged_forward_train(0, y, mean, var_biased, invstd, x, gamma, beta, d));
     if (impl != BN_IMPL_REF)
         return unavailable(impl);
     return ref_forward_train(0, y, mean, var_biased, invstd, x, gamma, beta, d);
@@ -222,6 +242,8 @@ int bn_forward_train_relu(bn_impl impl, float *y, float *mean,
 {
     if (impl == BN_IMPL_FAST)
         FAST(bn_forward_train_relu_fast(y, mean, var_biased, invstd, x, gamma, beta, d));
+    if (impl == BN_IMPL_CUDA)
+        CUDA(bn_cuda_staged_forward_train(1, y, mean, var_biased, invstd, x, gamma, beta, d));
     if (impl != BN_IMPL_REF)
         return unavailable(impl);
     return ref_forward_train(1, y, mean, var_biased, invstd, x, gamma, beta, d);
@@ -233,6 +255,9 @@ int bn_backward_train(bn_impl impl, float *dx, float *dgamma, float *dbeta,
 {
     if (impl == BN_IMPL_FAST)
         FAST(bn_backward_train_fast(dx, dgamma, dbeta, dy, x, mean, invstd, gamma, d));
+    if (impl == BN_IMPL_CUDA)
+        CUDA(bn_cuda_staged_backward_train(0, dx, dgamma, dbeta, dy, NULL, x, mean, invstd,
+                                           gamma, d));
     if (impl != BN_IMPL_REF)
         return unavailable(impl);
     return ref_backward_train(0, dx, dgamma, dbeta, dy, NULL, x, mean, invstd, gamma, d);
@@ -247,6 +272,9 @@ int bn_backward_train_relu(bn_impl impl, float *dx, float *dgamma,
     if (impl == BN_IMPL_FAST)
         FAST(bn_backward_train_relu_fast(dx, dgamma, dbeta, dy, y, x, mean, invstd,
                                          gamma, d));
+    if (impl == BN_IMPL_CUDA)
+        CUDA(bn_cuda_staged_backward_train(1, dx, dgamma, dbeta, dy, y, x, mean, invstd,
+                                           gamma, d));
     if (impl != BN_IMPL_REF)
         return unavailable(impl);
     return ref_backward_train(1, dx, dgamma, dbeta, dy, y, x, mean, invstd, gamma, d);
@@ -260,6 +288,9 @@ int bn_running_update(bn_impl impl, float *running_mean, float *running_var,
     if (impl == BN_IMPL_FAST)
         FAST(bn_running_update_fast(running_mean, running_var, num_batches, mean,
                                     var_biased, C, m, rule, momentum));
+    if (impl == BN_IMPL_CUDA)
+        CUDA(bn_cuda_staged_running_update(running_mean, running_var, num_batches, mean,
+                                           var_biased, C, m, rule, momentum));
     if (impl != BN_IMPL_REF)
         return unavailable(impl);
     if (C == 0)
@@ -285,6 +316,8 @@ int bn_forward_infer(bn_impl impl, float *y, const float *x, const float *gamma,
 {
     if (impl == BN_IMPL_FAST)
         FAST(bn_forward_infer_fast(y, x, gamma, beta, mean, var, d));
+    if (impl == BN_IMPL_CUDA)
+        CUDA(bn_cuda_staged_forward_infer(y, x, gamma, beta, mean, var, d));
     if (impl != BN_IMPL_REF)
         return unavailable(impl);
     size_t n;
@@ -306,6 +339,8 @@ int bn_backward_infer(bn_impl impl, float *dx, float *dgamma, float *dbeta,
 {
     if (impl == BN_IMPL_FAST)
         FAST(bn_backward_infer_fast(dx, dgamma, dbeta, dy, x, gamma, mean, var, d));
+    if (impl == BN_IMPL_CUDA)
+        CUDA(bn_cuda_staged_backward_infer(dx, dgamma, dbeta, dy, x, gamma, mean, var, d));
     if (impl != BN_IMPL_REF)
         return unavailable(impl);
     size_t n;
@@ -321,6 +356,93 @@ int bn_backward_infer(bn_impl impl, float *dx, float *dgamma, float *dbeta,
         st = narrow((result[]){{dx, DX, n, "dx"}, {d->affine ? dgamma : NULL, DG, C, "dgamma"},
                                {d->affine ? dbeta : NULL, DB, C, "dbeta"}}, 3);
     return pool_end(&P, st);
+}
+
+/* GroupNorm through the switch. ref: sizes of the N·G statistics are known
+ * only for a valid G; otherwise ref is called with no arrays, and its check
+ * of G (which comes first) reports it. */
+static int valid_groups(const bn_desc *d, size_t G)
+{
+    return G > 0 && G <= d->C && d->C % G == 0;
+}
+
+/* cuda/ has no GroupNorm: BN_ENOIMPL, with why (even where cuda/ is built). */
+static int no_groupnorm(bn_impl impl, const char *who)
+{
+    if (impl == BN_IMPL_CUDA && bn_impl_available(impl, NULL))
+        BN_ERROR(BN_ENOIMPL, "%s: --impl cuda: cuda/ has no GroupNorm or LayerNorm (ref and "
+                 "fast do)", who);
+    return unavailable(impl);
+}
+
+int bn_groupnorm_forward(bn_impl impl, float *y, float *mean, float *var_biased,
+                         float *invstd, const float *x, const float *gamma,
+                         const float *beta, const bn_desc *d, size_t G)
+{
+    if (impl == BN_IMPL_FAST)
+        FAST(bn_groupnorm_forward_fast(y, mean, var_biased, invstd, x, gamma, beta, d, G));
+    if (impl != BN_IMPL_REF)
+        return no_groupnorm(impl, __func__);
+    size_t n;
+    BN_TRY(bn_desc_check(d, 0, &n, NULL));
+    if (!valid_groups(d, G))
+        return bn_groupnorm_forward_ref(NULL, NULL, NULL, NULL, NULL, NULL, NULL, d, G);
+    size_t C = d->C, S = d->N * G;
+    const float *ga = d->affine ? gamma : NULL, *be = d->affine ? beta : NULL;
+    pool P = {0};
+    double *X = widen(&P, x, n), *Gm = widen(&P, ga, C), *B = widen(&P, be, C);
+    double *Y = output(&P, y, n), *M = output(&P, mean, S);
+    double *V = output(&P, var_biased, S), *Sd = output(&P, invstd, S);
+    POOL_READY(P);
+    int st = bn_groupnorm_forward_ref(Y, M, V, Sd, X, Gm, B, d, G);
+    if (st == BN_OK)
+        st = narrow((result[]){{y, Y, n, "y"}, {mean, M, S, "mean"},
+                               {var_biased, V, S, "var_biased"}, {invstd, Sd, S, "invstd"}}, 4);
+    return pool_end(&P, st);
+}
+
+int bn_groupnorm_backward(bn_impl impl, float *dx, float *dgamma, float *dbeta,
+                          const float *dy, const float *x, const float *mean,
+                          const float *invstd, const float *gamma, const bn_desc *d,
+                          size_t G)
+{
+    if (impl == BN_IMPL_FAST)
+        FAST(bn_groupnorm_backward_fast(dx, dgamma, dbeta, dy, x, mean, invstd, gamma, d, G));
+    if (impl != BN_IMPL_REF)
+        return no_groupnorm(impl, __func__);
+    size_t n;
+    BN_TRY(bn_desc_check(d, 0, &n, NULL));
+    if (!valid_groups(d, G))
+        return bn_groupnorm_backward_ref(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, d, G);
+    size_t C = d->C, S = d->N * G;
+    const float *ga = d->affine ? gamma : NULL;
+    pool P = {0};
+    double *DY = widen(&P, dy, n), *X = widen(&P, x, n), *M = widen(&P, mean, S);
+    double *Sd = widen(&P, invstd, S), *Gm = widen(&P, ga, C);
+    double *DX = output(&P, dx, n);
+    double *DG = output(&P, d->affine ? dgamma : NULL, C);
+    double *DB = output(&P, d->affine ? dbeta : NULL, C);
+    POOL_READY(P);
+    int st = bn_groupnorm_backward_ref(DX, DG, DB, DY, X, M, Sd, Gm, d, G);
+    if (st == BN_OK)
+        st = narrow((result[]){{dx, DX, n, "dx"}, {d->affine ? dgamma : NULL, DG, C, "dgamma"},
+                               {d->affine ? dbeta : NULL, DB, C, "dbeta"}}, 3);
+    return pool_end(&P, st);
+}
+
+/* LayerNorm = GroupNorm with G = 1, in every implementation. */
+int bn_layernorm_forward(bn_impl impl, float *y, float *mean, float *var_biased,
+                         float *invstd, const float *x, const float *gamma,
+                         const float *beta, const bn_desc *d)
+{
+    return bn_groupnorm_forward(impl, y, mean, var_biased, invstd, x, gamma, beta, d, 1);
+}
+
+int bn_layernorm_backward(bn_impl impl, float *dx, float *dgamma, float *dbeta,
+                          const float *dy, const float *x, const float *mean,
+                          const float *invstd, const float *gamma, const bn_desc *d)
+{
+    return bn_groupnorm_backward(impl, dx, dgamma, dbeta, dy, x, mean, invstd, gamma, d, 1);
 }
 
 int bn_population_stats(float *pop_mean, float *pop_var_unbiased,

@@ -16,9 +16,10 @@
  * each must give a clear error, no crash, no leak (make asan runs it too).
  *
  * The normalization family's files (groupnorm, renorm, ghost, weightnorm,
- * precise) run on the double reference; bnlab has no float version of
- * those operations (fast/'s GroupNorm is planned), so the float targets
- * print SKIP with the reason bnv_unsupported gives.
+ * precise) run on the double reference; the fp32 GroupNorm/LayerNorm groups
+ * also run through the float switch and fast/. The other family members have
+ * no float version, so those targets print SKIP with the reason
+ * bnv_unsupported gives.
  *
  * Run: make check, or build/tests/test_vectors (BNLAB_DATA_DIR=dir picks
  * another folder of vectors).

@@ -7,11 +7,10 @@
  * statistics come from each batch's training statistics; PreciseBN goes
  * through begin / add every batch / end.
  *
- * bnlab has the family in ref/ (double) only, so every group runs on the
- * double reference. The one float version the project plans, fast/'s
- * GroupNorm and LayerNorm (issue 7), has its place in gn_float below: once
- * bnlab.h declares bn_groupnorm_forward_fast and _backward_fast, naming them
- * there runs the fp32 GroupNorm groups on fast.
+ * bnlab has the family in ref/ (double); GroupNorm (with LayerNorm, G = 1)
+ * also in float: fast/'s bn_groupnorm_*_fast and the float switch
+ * bn_groupnorm_*(BN_IMPL_REF), both named in gn_float below, run the fp32
+ * GroupNorm groups. The other members run on the double reference only.
  */
 #include <string.h>
 
@@ -24,15 +23,33 @@ typedef int gn_fwd_f(float *y, float *mean, float *var_biased, float *invstd, co
 typedef int gn_bwd_f(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                      const float *mean, const float *invstd, const float *gamma,
                      const bn_desc *d, size_t G);
+/* The float switch with ref: ref's doubles rounded to float. */
+static int gn_fwd_switch_ref(float *y, float *mean, float *var_biased, float *invstd,
+                             const float *x, const float *gamma, const float *beta,
+                             const bn_desc *d, size_t G)
+{
+    return bn_groupnorm_forward(BN_IMPL_REF, y, mean, var_biased, invstd, x, gamma, beta, d, G);
+}
+
+static int gn_bwd_switch_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
+                             const float *x, const float *mean, const float *invstd,
+                             const float *gamma, const bn_desc *d, size_t G)
+{
+    return bn_groupnorm_backward(BN_IMPL_REF, dx, dgamma, dbeta, dy, x, mean, invstd, gamma, d, G);
+}
+
 static const struct {
     gn_fwd_f *fwd;
     gn_bwd_f *bwd;
     const char *why;            /* when there is none */
 } gn_float[] = {
-    [BN_IMPL_REF] = {NULL, NULL, "bnlab has no float switch bn_groupnorm_forward(impl, ...) (ref/ is double)"},
-    [BN_IMPL_FAST] = {NULL, NULL, "bnlab.h declares no bn_groupnorm_forward_fast / "
-                                  "bn_groupnorm_backward_fast yet (fast/ LayerNorm and GroupNorm, issue 7)"},
-    [BN_IMPL_CUDA] = {NULL, NULL, "bnlab.h declares no bn_groupnorm_forward_cuda"},
+    [BN_IMPL_REF] = {gn_fwd_switch_ref, gn_bwd_switch_ref, NULL},
+#ifdef BNLAB_HAVE_FAST
+    [BN_IMPL_FAST] = {bn_groupnorm_forward_fast, bn_groupnorm_backward_fast, NULL},
+#else
+    [BN_IMPL_FAST] = {NULL, NULL, "this bnlab was built without fast/"},
+#endif
+    [BN_IMPL_CUDA] = {NULL, NULL, "cuda/ has no GroupNorm (bnlab.h declares no bn_groupnorm_forward_cuda)"},
 };
 
 /* G = 1 and G = C through LayerNorm's and InstanceNorm's own entry points. */
