@@ -22,6 +22,9 @@
  *                 k = -a·mean(dz) + a·mean(dz·xhat)·mean(xhat)
  *   3. dx         read dy, x (and y) again, write dx            L2, -> DRAM
  * Three passes over memory (read dy, read x, write dx), four with ReLU (y).
+ * NCHW with small planes (fast_plan.c): an item is a group of channels,
+ * step 1 runs channel by channel, step 3 along each image's run of the
+ * group's planes (dx_planes: whole cache lines, no per-row calls).
  *
  * Inference mode is one pass: dx = gamma·s·dy and the two sums together.
  */
@@ -58,9 +61,26 @@ static int check_saved(const char *who, const bn_desc *d, const float *mean,
     return BN_OK;
 }
 
+static void grad_sums_item(const bn_fast_op *op, const bn_fast_item *it, double *part);
+static void dx_item(const bn_fast_op *op, const bn_fast_item *it);
+
 /* Step 1: Σ dz, Σ dz·xhat, Σ xhat per channel of one item; inference
- * backward (dx != NULL in the context) writes dx = a·dy in the same pass. */
+ * backward (dx != NULL in the context) writes dx = a·dy in the same pass.
+ * NCHW items of several channels: channel by channel. */
 static void grad_sums_step(const bn_fast_op *op, const bn_fast_item *it, double *part)
+{
+    const bwd_ctx *b = op->ctx;
+    if (b->p->nhwc || it->c1 - it->c0 == 1) {
+        grad_sums_item(op, it, part);
+        return;
+    }
+    for (size_t c = it->c0; c < it->c1; c++) {
+        bn_fast_item ci = bn_fast_channel_of(it, c);
+        grad_sums_item(op, &ci, part + 3 * (c - it->c0));
+    }
+}
+
+static void grad_sums_item(const bn_fast_op *op, const bn_fast_item *it, double *part)
 {
     const bwd_ctx *b = op->ctx;
     size_t o = it->offset;
@@ -135,6 +155,30 @@ static int train_coefs(const bn_fast_op *op, size_t c, double *S)
 
 /* Step 3 of training: dx = a·dz + b·(x - mean) + k. */
 static void dx_step(const bn_fast_op *op, const bn_fast_item *it)
+{
+    const bwd_ctx *b = op->ctx;
+    if (b->p->nhwc || it->c1 - it->c0 == 1) {
+        dx_item(op, it);
+        return;
+    }
+    /* a group of small planes: its rows in image n are one run */
+    size_t HW = it->r.len;
+    bn_coefs all = bn_fast_coefs(b->s, 0);
+    for (size_t n = 0; n < it->r.rows; n++) {
+        size_t o0 = it->offset + n * it->r.stride, o1 = o0 + (it->c1 - it->c0) * HW;
+        if (!b->K->dx_planes(b->dx, b->dy, b->y, b->x, o0, o1, HW, b->p->C, all,
+                             b->p->stream)) {
+            size_t o = o0;
+            while (o + 1 < o1 && isfinite(b->dx[o]))
+                o++;
+            size_t c = (o / HW) % b->p->C;
+            bn_fast_note(b->e, c, BN_EDOM, "%s: channel %zu: dx is NaN or Inf (it "
+                         "overflows float)", b->who, c);
+        }
+    }
+}
+
+static void dx_item(const bn_fast_op *op, const bn_fast_item *it)
 {
     const bwd_ctx *b = op->ctx;
     size_t o = it->offset;

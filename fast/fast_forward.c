@@ -61,10 +61,18 @@ static void moments_step(const bn_fast_op *op, const bn_fast_item *it, double *p
         f->K->moments_nhwc(part, f->x + it->offset, it->r);
         return;
     }
-    /* the first half of the rows of a channel ahead, for its first pass */
-    bn_ahead next = {{bn_fast_ahead_of(f->p, it, f->x)}, 0};
-    bn_moments mo = f->K->moments_nchw(f->x + it->offset, it->r, next);
-    part[0] = mo.mean, part[1] = mo.m2;
+    /* each channel of the item (one, or a group of small planes); the
+     * first half of the rows of the same channel of the item ahead (the
+     * output asks for the second half), or for a group, all of them (the
+     * output along runs of planes asks for nothing) */
+    int group = it->c1 - it->c0 > 1;
+    for (size_t c = it->c0; c < it->c1; c++) {
+        bn_fast_item ci = bn_fast_channel_of(it, c);
+        const float *a = bn_fast_ahead_of(f->p, &ci, f->x);
+        bn_ahead next = {{a, a && group ? a + ci.r.rows / 2 * ci.r.stride : NULL}, 0};
+        bn_moments mo = f->K->moments_nchw(f->x + ci.offset, ci.r, next);
+        part[2 * (c - it->c0)] = mo.mean, part[2 * (c - it->c0) + 1] = mo.m2;
+    }
 }
 
 static void moments_merge_parts(double *a, double n_a, const double *b, double n_b)
@@ -113,7 +121,21 @@ static int train_coefs(const bn_fast_op *op, size_t c, double *total)
     return 1;
 }
 
-/* Step 3 (and all of inference): y = a·(x - center) + k [, max(0, ·)]. */
+/* Notes the channel of the first NaN or Inf in y[o0, o1) (NCHW planes of
+ * HW values, plane q of channel q % C). */
+static void note_bad_plane(bn_fast_error *e, const float *y, size_t o0, size_t o1,
+                           size_t HW, size_t C, const char *who)
+{
+    size_t o = o0;
+    while (o + 1 < o1 && isfinite(y[o]))
+        o++;
+    size_t c = (o / HW) % C;
+    bn_fast_note(e, c, BN_EDOM, "%s: channel %zu: y is NaN or Inf (NaN or Inf in x, or "
+                 "y overflows float)", who, c);
+}
+
+/* Step 3 (and all of channels-last inference): y = a·(x - center) + k
+ * [, max(0, ·)]. */
 static void affine_step(const bn_fast_op *op, const bn_fast_item *it)
 {
     const fwd_ctx *f = op->ctx;
@@ -123,6 +145,16 @@ static void affine_step(const bn_fast_op *op, const bn_fast_item *it)
     int finite;
     if (f->p->nhwc) {
         finite = f->K->affine_nhwc(y, x, it->r, cf, f->relu, f->p->stream);
+    } else if (it->c1 - it->c0 > 1) {
+        /* a group of small planes: its rows in image n are one run */
+        size_t HW = it->r.len;
+        for (size_t n = 0; n < it->r.rows; n++) {
+            size_t o0 = it->offset + n * it->r.stride, o1 = o0 + (it->c1 - it->c0) * HW;
+            if (!f->K->affine_planes(f->y, f->x, o0, o1, HW, f->p->C, bn_fast_coefs(f->s, 0),
+                                     f->relu, f->p->stream))
+                note_bad_plane(f->e, f->y, o0, o1, HW, f->p->C, f->who);
+        }
+        return;
     } else {
         /* training: the second half of the rows of a channel ahead */
         bn_ahead next = {{f->mean ? bn_fast_ahead_of(f->p, it, f->x) : NULL}, it->r.rows / 2};
@@ -236,18 +268,34 @@ int bn_forward_infer_fast(float *y, const float *x, const float *gamma,
     } else {
         /* no statistics to wait for: the N·C planes of H·W values in memory
          * order, one sequential stream (the hardware prefetcher follows it;
-         * asking for the next plane ahead measured slower: 8.7 vs 6.6 ms) */
-        size_t HW = p.rows.len, planes = p.m * p.C / HW;
-        bn_rows plane = {1, HW, HW};
+         * asking for the next plane ahead measured slower: 8.7 vs 6.6 ms),
+         * in pieces of whole cache lines, contiguous runs of them per thread,
+         * each piece straight across its planes (affine_planes; planes
+         * shorter than a vector one at a time) */
+        size_t HW = p.rows.len, total = p.m * p.C;
+        size_t piece = (size_t)1 << 14, pieces = (total + piece - 1) / piece;
+        int runs = HW >= (size_t)K->lanes;
+        bn_coefs all = bn_fast_coefs(&s, 0);
 #pragma omp parallel if (p.parallel)
         {
 #pragma omp for schedule(static) nowait
-            for (size_t q = 0; q < planes; q++) {
-                size_t c = q % p.C, o = q * HW;
+            for (size_t i = 0; i < pieces; i++) {
+                size_t o0 = i * piece, o1 = o0 + piece < total ? o0 + piece : total;
+                if (runs) {
+                    if (!K->affine_planes(y, x, o0, o1, HW, p.C, all, 0, p.stream))
+                        note_bad_plane(&e, y, o0, o1, HW, p.C, who);
+                    continue;
+                }
+                bn_rows plane = {1, HW, HW};
                 bn_ahead none = {{NULL}, 0};
-                if (!K->affine_nchw(y + o, x + o, plane, bn_fast_coefs(&s, c), 0, p.stream, none))
-                    bn_fast_note(&e, c, BN_EDOM, "%s: channel %zu: y is NaN or Inf (NaN or "
-                                 "Inf in x, or y overflows float)", who, c);
+                for (size_t q = o0 / HW; q * HW < o1; q++) {  /* planes starting here */
+                    size_t c = q % p.C, o = q * HW;
+                    if (o < o0)
+                        continue;
+                    if (!K->affine_nchw(y + o, x + o, plane, bn_fast_coefs(&s, c), 0,
+                                        p.stream, none))
+                        note_bad_plane(&e, y, o, o + HW, HW, p.C, who);
+                }
             }
             bn_fast_store_fence();
         }

@@ -107,6 +107,11 @@ typedef struct bn_fast_kernels {
                        int stream, bn_ahead ahead);
     int (*affine_nhwc)(float *y, const float *x, bn_rows r, bn_coefs c, int relu,
                        int stream);
+    /* NCHW, values [o0, o1) of the whole tensor in memory order (planes
+     * of HW >= lanes values, plane q of channel q % C; c indexed by
+     * channel): y = a·(x - center) + k, then max(0, ·) if relu. */
+    int (*affine_planes)(float *y, const float *x, size_t o0, size_t o1, size_t HW,
+                         size_t C, bn_coefs c, int relu, int stream);
 
     /* sums[0..2] = Σ dz, Σ dz·xhat, Σ xhat (NHWC: sums[3·j + 0..2] for
      * channel j); with dx != NULL also dx = a·dz, in the same pass. */
@@ -121,6 +126,9 @@ typedef struct bn_fast_kernels {
                    bn_rows r, bn_coefs c, int stream, bn_ahead ahead);
     int (*dx_nhwc)(float *dx, const float *dy, const float *y, const float *x,
                    bn_rows r, bn_coefs c, int stream);
+    /* the same along runs of NCHW planes, as affine_planes */
+    int (*dx_planes)(float *dx, const float *dy, const float *y, const float *x,
+                     size_t o0, size_t o1, size_t HW, size_t C, bn_coefs c, int stream);
 } bn_fast_kernels;
 
 extern const bn_fast_kernels bn_fast_kernels_portable;
@@ -155,6 +163,9 @@ void bn_fast_set_threads(int n);
 void bn_fast_force_stream(int mode);
 /* Forces the channels-last group (a multiple of 16), 0 = automatic. */
 void bn_fast_force_group(size_t channels);
+/* 1: NCHW items are single channels even for small planes (the plan before
+ * groups of small planes, to compare with); 0: automatic. */
+void bn_fast_force_nchw_single(int on);
 
 /* ---- shared by the drivers (fast_dispatch.c, fast_plan.c) */
 
@@ -181,7 +192,10 @@ static inline void bn_moments_merge(bn_moments *acc, bn_moments b)
 /* How one call is cut into work items (fast_plan.c says why).
  *   NCHW: item = one channel, all its m' values: N rows of H·W (C = 1: one
  *         row of m'); steps 1-3 below run back to back on one thread, while
- *         the channel is in L2.
+ *         the channel is in L2. Small planes (H·W < 256): item = a group of
+ *         channels (a multiple of 16, ~256 KiB), whose rows in each image
+ *         are one contiguous run of planes: steps 1 and 2 per channel,
+ *         step 3 along the runs (affine_planes, dx_planes).
  *   NHWC and (N, D): item = (group of channels, chunk of pixels); a group
  *         is all C channels unless there are few chunks. Step 1 runs on all
  *         items, step 2 on all channels, step 3 on all items, with a
@@ -193,7 +207,7 @@ typedef struct {
     size_t C, m;          /* channels; values per channel m' = N·H·W */
     size_t group, groups; /* channels per group; number of groups */
     size_t chunk, chunks; /* pixels per chunk; number of chunks (NCHW: 1) */
-    size_t ahead;         /* NCHW: prefetch the channel this many ahead */
+    size_t ahead;         /* NCHW: prefetch the group this many ahead */
     bn_rows rows;         /* NCHW: the rows of every item */
     int stream;           /* non-temporal stores */
     int parallel;         /* large enough to share among threads */
@@ -235,11 +249,14 @@ void bn_fast_run(const bn_fast_plan *p, const bn_fast_op *op, double *part,
 /* Orders this thread's non-temporal stores before what follows (sfence). */
 void bn_fast_store_fence(void);
 
-/* The channel to prefetch while working on item it (NCHW: p->ahead
- * channels on), or NULL if there is none or another thread will take it:
- * base + that channel's offset. */
+/* The channel to prefetch while working on item it (NCHW: the same place
+ * p->ahead groups on), or NULL if there is none or another thread will
+ * take it: base + that channel's offset. */
 const float *bn_fast_ahead_of(const bn_fast_plan *p, const bn_fast_item *it,
                               const float *base);
+
+/* Channel c of an NCHW item that is a group of channels, as an item. */
+bn_fast_item bn_fast_channel_of(const bn_fast_item *it, size_t c);
 
 /* The first channel of item it holding a NaN or Inf in v (for messages). */
 size_t bn_fast_bad_channel(const bn_fast_item *it, const float *v);

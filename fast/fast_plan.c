@@ -10,7 +10,12 @@
  *
  *   NCHW  a channel is N rows of H·W contiguous values, 392 KiB for
  *         ResNet-50's largest layers at N = 32: one thread runs steps 1-3
- *         on one channel, back to back, and the second read hits L2.
+ *         on one channel, back to back, and the second read hits L2. Small
+ *         planes (H·W < 256): the same for a group of 16·k channels
+ *         (~256 KiB), whose planes in each image are one contiguous run;
+ *         the output goes along the runs, in whole cache lines, instead of
+ *         row by row (rows of 49 or 196 floats: a call, a masked tail and
+ *         partial lines that cannot be streamed, per row).
  *   NHWC  a channel is strided over the whole tensor, and every step-3
  *         value depends on all of it: the threads share chunks of
  *         BN_FAST_CHUNK whole pixels (all channels: contiguous rows), with
@@ -52,6 +57,10 @@ static _Atomic size_t forced_group;
 
 void bn_fast_force_group(size_t channels) { atomic_store(&forced_group, channels); }
 
+static _Atomic int forced_nchw_single;
+
+void bn_fast_force_nchw_single(int on) { atomic_store(&forced_nchw_single, on); }
+
 /* Channels-last: whole rows, unless there are too few chunks for every
  * thread to get a few; then groups of channels (multiples of 16). */
 static void plan_groups(bn_fast_plan *p)
@@ -82,12 +91,24 @@ bn_fast_plan bn_fast_plan_make(const bn_desc *d, int arrays)
     if (p.nhwc) {
         plan_groups(&p);
     } else {
-        p.group = 1, p.groups = p.C;
+        p.group = 1;
         p.chunk = p.m, p.chunks = 1;
         p.rows = p.C == 1 ? (bn_rows){1, p.m, p.m} : (bn_rows){d->N, HW, p.C * HW};
         /* prefetch ~256 KiB ahead: 1 channel at 56x56 (392 KiB), 40 at 7x7 */
         size_t bytes = p.m * sizeof(float) * (size_t)(arrays > 1 ? arrays - 1 : 1);
         p.ahead = bytes >= ((size_t)256 << 10) ? 1 : ((size_t)256 << 10) / bytes;
+        /* small planes: groups of 16·k channels, ~256 KiB of the inputs,
+         * whose rows in each image are one run of whole cache lines
+         * (16·H·W floats); the output goes along the runs (affine_planes,
+         * dx_planes), not plane by plane; prefetch one group ahead */
+        if (p.C > 1 && HW < 256 && HW >= 16 && !atomic_load(&forced_nchw_single)) {
+            size_t g = ((size_t)256 << 10) / bytes / 16 * 16;
+            p.group = g < 16 ? 16 : g;
+            if (p.group > p.C)
+                p.group = p.C;
+            p.ahead = 1;
+        }
+        p.groups = (p.C + p.group - 1) / p.group;
     }
     size_t bytes = (size_t)arrays * p.m * p.C * sizeof(float);
     p.stream = bn_fast_stream_wanted(bytes);
@@ -115,8 +136,15 @@ bn_fast_item bn_fast_item_at(const bn_fast_plan *p, size_t group, size_t chunk)
     return it;
 }
 
-/* Steps 1-3 of one NCHW channel (or of a channels-last group that is a
- * single chunk), on the calling thread. */
+bn_fast_item bn_fast_channel_of(const bn_fast_item *it, size_t c)
+{
+    bn_fast_item ci = *it;
+    ci.c0 = c, ci.c1 = c + 1, ci.offset = it->offset + (c - it->c0) * it->r.len;
+    return ci;
+}
+
+/* Steps 1-3 of one NCHW channel or group of channels (or of a
+ * channels-last group that is a single chunk), on the calling thread. */
 static void run_item(const bn_fast_plan *p, const bn_fast_op *op, double *part,
                      size_t g)
 {
@@ -157,15 +185,16 @@ void bn_fast_store_fence(void)
 const float *bn_fast_ahead_of(const bn_fast_plan *p, const bn_fast_item *it,
                               const float *base)
 {
-    size_t g = it->c0 / p->group, next = g + p->ahead;
-    if (p->nhwc || next >= p->groups)
+    size_t g = it->c0 / p->group, next = g + p->ahead, at = it->c0 - g * p->group;
+    if (p->nhwc || next >= p->groups || next * p->group + at >= p->C)
         return NULL;
 #ifdef _OPENMP
     size_t t = (size_t)omp_get_num_threads(), per = (p->groups + t - 1) / t;
     if (p->parallel && t > 1 && next / per != g / per)
         return NULL;
 #endif
-    return base + bn_fast_item_at(p, next, 0).offset;
+    /* the same place in the group ahead */
+    return base + bn_fast_item_at(p, next, 0).offset + at * p->rows.len;
 }
 
 void bn_fast_run(const bn_fast_plan *p, const bn_fast_op *op, double *part,

@@ -17,11 +17,12 @@
  *
  * How the sums are made, and why:
  *   - Values are added in float lanes within a block of at most 2048 values
- *     (BN_FAST_BLOCK; channels-last: BN_FAST_PIXELS pixels of 16 or 8
- *     channels), with four accumulators per quantity, so that one float sum
- *     adds at most 32 terms (64 on the 8-lane paths): an error of at most
- *     ~64 roundings of the sum of their magnitudes. Each block's result then
- *     goes into double accumulators, block after block.
+ *     (BN_FAST_BLOCK; channels-last: BN_FAST_PIXELS pixels), with four
+ *     accumulators per quantity (channels-last: four rows added as a tree
+ *     before they meet one accumulator), so that one float sum adds at most
+ *     32 terms (64 on the 8-lane paths): an error of at most ~64 roundings
+ *     of the sum of their magnitudes. Each block's result then goes into
+ *     double accumulators, block after block.
  *   - The variance is never E[x²] - E[x]². A block's moments come from the
  *     sums of d = x - c and d² about a shift c near its mean (block_result):
  *     mean = c + Σd/n, M2 = Σd² - (Σd)²/n, whose rounding grows with
@@ -37,7 +38,10 @@
  *     thread count and any alignment of the arrays.
  *
  * Passes over memory (fast_plan.c has the whole story): an NCHW channel is
- * read once for its sums and again for its output while it is still in L2;
+ * read once for its sums and again for its output while it is still in L2
+ * (small planes: a group of channels, and the output runs straight across
+ * the group's planes, affine_planes / dx_planes); channels-last data is read
+ * in address order, whole pixel rows (row_sweep_sums);
  * meanwhile the next channel's lines are requested (bn_ahead), so that DRAM
  * reads go on while this channel is summed and written. Outputs go out with
  * non-temporal stores when the arrays exceed the last-level cache (no
@@ -312,7 +316,9 @@ static bn_moments moments_nchw(const float *x, bn_rows r, bn_ahead ahead)
 
 /* ---------------------------------------------------- moments, NHWC */
 
-/* Σ d and Σ d² down np rows of `width` adjacent channels, d = x - c (c per
+/* Channels-last sums by columns: used when C is at most one vector, and to
+ * redo a column of a row sweep whose shift was unsafe (row_block_moments).
+ * Σ d and Σ d² down np rows of `width` adjacent channels, d = x - c (c per
  * lane), four rows at a time into four accumulators each. If next is not
  * NULL, asks for the same positions of the next pixel block meanwhile: the
  * column sweeps of one block then bring in all of the next, line by line
@@ -398,22 +404,142 @@ static void column_block_moments(double *mm, size_t n_before, const float *x,
     }
 }
 
+/* Channels per row sweep (below): its lane sums, 4 accumulators × 2
+ * quantities × 256 channels = 8 KiB, stay in L1. */
+#define ROW_SWEEP 256
+/* Row sweeps ask for the rows this many bytes ahead into L2: reading four
+ * rows side by side (1 KiB apart at C = 256) defeats the hardware
+ * prefetcher (a plain loop of that shape: 11 GB/s from DRAM; 18.5 with
+ * these prefetches; 16 KiB measured as good as 4 or 64 KiB). */
+#define PF_BYTES 16384
+
+/* Σ d (and Σ d² if sum_d2) per channel over np rows of `width` adjacent
+ * channels (width <= ROW_SWEEP), d = x - shift[j], into sum_d[j],
+ * sum_d2[j] (arrays padded to whole vectors; the padding lanes get 0).
+ * Memory is read in address order, four rows at a time: with all channels
+ * (width = stride) one sequential stream, which the hardware prefetcher
+ * follows, where 16-channel column sweeps of a block ran at ~10 GB/s from
+ * DRAM. The lane sums live in L1 (an array: in registers they would cap
+ * C); four rows are added as a tree, (d0 + d1) + (d2 + d3), before they
+ * meet the sum, so each float sum still adds at most 32 terms (of four
+ * values each) per block, and the sums cost one load and store per four
+ * vectors read. Rows up to pf_rows (from x) are asked for PF_BYTES ahead. */
+static void row_sweep_sums(float *sum_d, float *sum_d2, const float *x, size_t np,
+                           size_t width, size_t stride, const float *shift, size_t pf_rows)
+{
+    size_t dist = (PF_BYTES / (stride * sizeof(float)) + 3) / 4 * 4;
+    size_t full = width / VL * VL, w = width - full, wv = full + (w ? VL : 0);
+    for (size_t j = 0; j < wv; j += VL) {
+        v_store(sum_d + j, v_zero());
+        if (sum_d2)
+            v_store(sum_d2 + j, v_zero());
+    }
+    size_t p = 0;
+    for (; p + 4 <= np; p += 4) {
+        const float *x0 = x + p * stride, *x1 = x0 + stride, *x2 = x1 + stride,
+                    *x3 = x2 + stride;
+        if (p + dist + 4 <= pf_rows)
+            for (size_t i = 0; i < 4; i++)
+                for (size_t j = 0; j < width; j += VL)
+                    v_prefetch(x + (p + dist + i) * stride + j);
+        for (size_t j = 0; j < wv; j += VL) {
+            size_t n = j < full ? VL : w;  /* lanes past w: 0 - 0 */
+            vf c = load_cols(shift + j, n);
+            vf d0 = v_sub(load_cols(x0 + j, n), c), d1 = v_sub(load_cols(x1 + j, n), c);
+            vf d2 = v_sub(load_cols(x2 + j, n), c), d3 = v_sub(load_cols(x3 + j, n), c);
+            v_store(sum_d + j, v_add(v_load(sum_d + j), v_add(v_add(d0, d1), v_add(d2, d3))));
+            if (sum_d2)
+                v_store(sum_d2 + j, v_add(v_load(sum_d2 + j),
+                                          v_add(v_fma(d0, d0, v_mul(d1, d1)),
+                                                v_fma(d2, d2, v_mul(d3, d3)))));
+        }
+    }
+    for (; p < np; p++)
+        for (size_t j = 0; j < wv; j += VL) {
+            size_t n = j < full ? VL : w;
+            vf d = v_sub(load_cols(x + p * stride + j, n), load_cols(shift + j, n));
+            v_store(sum_d + j, v_add(v_load(sum_d + j), d));
+            if (sum_d2)
+                v_store(sum_d2 + j, v_fma(d, d, v_load(sum_d2 + j)));
+        }
+}
+
+/* mm[2·l], mm[2·l + 1] (the moments of n_before pixels) += a block's
+ * block_result, for l < width. */
+static void merge_lanes(double *mm, size_t n_before, double n, double inv_n,
+                        const float *c, const float *sd, const float *sq, size_t width)
+{
+    for (size_t l = 0; l < width; l++) {
+        bn_moments acc = {(double)n_before, mm[2 * l], mm[2 * l + 1]};
+        bn_moments_merge(&acc, block_result(n, inv_n, c[l], sd[l], sq[l]));
+        mm[2 * l] = acc.mean, mm[2 * l + 1] = acc.m2;
+    }
+}
+
+/* One block of np pixels × width channels (width <= ROW_SWEEP), merged
+ * into mm: the method of column_block_moments, with the sums made by row
+ * sweeps. A chunk's first block: two sweeps, the first for the block's
+ * mean (shifted by its first pixel), the second about it (the block is in
+ * L2). Later blocks: one sweep about the mean so far; a column of VL
+ * channels where that shift is unsafe (rare) is handed to
+ * column_block_moments, which sums it again, checks again and does the two
+ * passes where the shift is unsafe (a borderline case may fall either way:
+ * by the data alone, so the same way for any threads or groups). */
+static void row_block_moments(double *mm, size_t n_before, const float *x, size_t np,
+                              size_t width, size_t stride, size_t pf_rows)
+{
+    _Alignas(64) float c[ROW_SWEEP + VL] = {0}, sd[ROW_SWEEP + VL], sq[ROW_SWEEP + VL];
+    double n = (double)np, inv_n = 1.0 / n;
+    if (n_before == 0) {
+        for (size_t l = 0; l < width; l++)
+            c[l] = x[l];
+        row_sweep_sums(sd, NULL, x, np, width, stride, c, pf_rows);
+        for (size_t l = 0; l < width; l++)
+            c[l] = (float)((double)c[l] + (double)sd[l] * inv_n);
+        row_sweep_sums(sd, sq, x, np, width, stride, c, 0);
+        merge_lanes(mm, 0, n, inv_n, c, sd, sq, width);
+        return;
+    }
+    for (size_t l = 0; l < width; l++)
+        c[l] = (float)mm[2 * l];
+    row_sweep_sums(sd, sq, x, np, width, stride, c, pf_rows);
+    for (size_t j = 0; j < width; j += VL) {
+        size_t w = min_size(VL, width - j);
+        int safe = 1;
+        for (size_t l = j; l < j + w; l++) {
+            bn_moments b = block_result(n, inv_n, c[l], sd[l], sq[l]);
+            double delta = sd[l] * inv_n;
+            safe &= 4 * delta * delta * n <= b.m2 && b.m2 != 0;
+        }
+        if (safe)
+            merge_lanes(mm + 2 * j, n_before, n, inv_n, c + j, sd + j, sq + j, w);
+        else
+            column_block_moments(mm + 2 * j, n_before, x + j, np, w, stride, NULL);
+    }
+}
+
 /* x[m' pixels][stride], channels [0, r.len) of each -> per-channel moments
  * (mean, M2 in mm[2·j], mm[2·j + 1]; the count is r.rows). Pixel blocks in
- * order, 16 or 8 channels at a time within a block, so that a block's
- * column (128 pixels x 64 or 32 bytes) is still in L1 or L2 if it is read
- * a second time. */
+ * order; within a block, row sweeps of up to ROW_SWEEP channels. One read
+ * of x from memory (the redo of a block, when there is one, hits L2). */
 static void moments_nhwc(double *mm, const float *x, bn_rows r)
 {
     for (size_t j = 0; j < 2 * r.len; j++)
         mm[j] = 0;
     for (size_t p0 = 0; p0 < r.rows; p0 += BN_FAST_PIXELS) {
         size_t np = min_size(BN_FAST_PIXELS, r.rows - p0);
-        int more = p0 + np + np <= r.rows;  /* a next block as tall as this one */
-        for (size_t j = 0; j < r.len; j += VL)
-            column_block_moments(mm + 2 * j, p0, x + p0 * r.stride + j, np,
-                                 min_size(VL, r.len - j), r.stride,
-                                 more ? x + (p0 + np) * r.stride + j : NULL);
+        if (r.stride <= VL) {
+            /* C <= one vector: a column, in registers, as fast as it gets
+             * (row sweeps: 20% slower at C = 16). Chosen by C, never by
+             * the group of channels: the same arithmetic for any threads. */
+            int more = p0 + np + np <= r.rows;  /* a next block as tall as this one */
+            column_block_moments(mm, p0, x + p0 * r.stride, np, r.len, r.stride,
+                                 more ? x + (p0 + np) * r.stride : NULL);
+            continue;
+        }
+        for (size_t j = 0; j < r.len; j += ROW_SWEEP)
+            row_block_moments(mm + 2 * j, p0, x + p0 * r.stride + j, np,
+                              min_size(ROW_SWEEP, r.len - j), r.stride, r.rows - p0);
     }
 }
 
@@ -445,6 +571,55 @@ static int affine_nchw(float *y, const float *x, bn_rows r, bn_coefs cf,
             fin = track_finite(fin, v_keep_n(v, w));
             v_store_n(ys + i, relu ? v_relu(v) : v, w);
         }
+    }
+    return all_finite(fin);
+}
+
+/* NCHW output (inference, and training with small planes) over values
+ * [o0, o1) of the whole tensor, in memory order: the N·C planes of HW values follow each other, plane q of channel
+ * q % C. Vectors run straight across plane boundaries (HW >= VL: a vector
+ * meets at most two planes; its lanes take their plane's coefficients, a
+ * blend), so that there are no per-plane calls or tails, and every vector
+ * is a whole aligned one when o0 is: rows of 49 or 196 values are not whole
+ * cache lines, but a run of planes is, and it can be streamed (a plane at a
+ * time it had to be written with plain stores, read for ownership first:
+ * a third DRAM pass). */
+static int affine_planes(float *y, const float *x, size_t o0, size_t o1, size_t HW,
+                         size_t C, bn_coefs cf, int relu, int stream)
+{
+    size_t b = (o0 / HW + 1) * HW, c = (o0 / HW) % C;  /* the plane's end, channel */
+    vf ce = v_set1(cf.center[c]), a = v_set1(cf.a[c]), k = v_set1(cf.k[c]), fin = v_zero();
+    int st = stream && whole_lines(y + o0, 0);
+    size_t o = o0;
+    for (;;) {
+        size_t end = min_size(b, o1);
+        for (; o + VL <= end; o += VL) {  /* the vectors inside this plane */
+            vf v = affine_vec(v_load(x + o), ce, a, k);
+            fin = track_finite(fin, v);
+            store_vec(y + o, relu ? v_relu(v) : v, st);
+        }
+        if (o >= o1)
+            break;
+        /* a vector across the plane's end (its first n lanes are this
+         * plane's), or at the end of the range (w < VL lanes) */
+        size_t n = b - o, w = min_size(VL, o1 - o);
+        vf vc = ce, va = a, vk = k;
+        if (o + w > b || n == 0) {  /* the next plane starts in it (or at o) */
+            c = c + 1 == C ? 0 : c + 1, b += HW;
+            ce = v_set1(cf.center[c]), a = v_set1(cf.a[c]), k = v_set1(cf.k[c]);
+            vc = v_first(n, vc, ce), va = v_first(n, va, a), vk = v_first(n, vk, k);
+            if (n == 0)
+                continue;
+        }
+        vf v = affine_vec(w == VL ? v_load(x + o) : v_load_n(x + o, w), vc, va, vk);
+        if (w == VL) {
+            fin = track_finite(fin, v);
+            store_vec(y + o, relu ? v_relu(v) : v, st);
+        } else {
+            fin = track_finite(fin, v_keep_n(v, w));
+            v_store_n(y + o, relu ? v_relu(v) : v, w);
+        }
+        o += w;
     }
     return all_finite(fin);
 }
@@ -663,67 +838,119 @@ static int grad_sums_nchw(double *sums, float *dx, const float *dy, const float 
     return all_finite(fin);
 }
 
-/* Channels-last: per pixel block, per vector of channels, the sums down the
- * rows (lanes = channels), four rows at a time into a0..a3, added to
- * sums[3·j + 0..2] in double; the next pixel block is asked for meanwhile,
- * as in column_sums_centered. */
-#define GRAD_ROW(acc, p)                                                       \
-    do {                                                                       \
-        size_t o_ = (p) * rs + j;                                              \
-        if (more) { /* the same position of the next pixel block */            \
-            v_prefetch(dy + o_ + np * rs);                                     \
-            v_prefetch(x + o_ + np * rs);                                      \
-            if (y)                                                             \
-                v_prefetch(y + o_ + np * rs);                                  \
-        }                                                                      \
-        acc = grad_vec(acc, dx ? dx + o_ : NULL, dz_vec(dy, y, o_), v_load(x + o_), \
-                       center, s, a, st);                                      \
-    } while (0)
+/* Channels-last gradient sums by row sweeps, as moments_nhwc (see
+ * row_sweep_sums for why): per block of BN_FAST_PIXELS pixels and per
+ * ROW_SWEEP channels, four rows at a time in address order, their values
+ * added as a tree, (v0 + v1) + (v2 + v3), into lane sums in L1 (at most 32
+ * terms per float sum), then into sums[3·j + 0..2] in double. Inference
+ * backward writes dx = a·dz in the same pass. */
+static inline vf dz_cols(const float *dy, const float *y, size_t o, size_t n)
+{
+    vf g = load_cols(dy + o, n);
+    return y ? v_where_pos(load_cols(y + o, n), g) : g;
+}
+
+/* Four rows (o, o + rs, ...) of n <= VL channels (from channel j of the
+ * coefficients; lanes past n are 0): t = the tree sums of dz, dz·xhat and
+ * xhat; with dx, dx = a·dz written. Returns the finite-tracker. */
+static inline vf grad_tree4(vf t[3], float *dx, const float *dy, const float *y,
+                            const float *x, size_t o, size_t rs, size_t n, bn_coefs cf,
+                            size_t j, int st, vf fin)
+{
+    vf c = load_cols(cf.center + j, n), sc = load_cols(cf.b + j, n);
+    vf dz[4], xh[4];
+    for (size_t i = 0; i < 4; i++) {
+        dz[i] = dz_cols(dy, y, o + i * rs, n);
+        xh[i] = v_mul(v_sub(load_cols(x + o + i * rs, n), c), sc);
+    }
+    if (dx) {
+        vf a = load_cols(cf.a + j, n);
+        for (size_t i = 0; i < 4; i++) {
+            vf v = v_mul(a, dz[i]);
+            fin = track_finite(fin, v);
+            if (n == VL)
+                store_vec(dx + o + i * rs, v, st);
+            else
+                v_store_n(dx + o + i * rs, v, n);
+        }
+    }
+    t[0] = v_add(v_add(dz[0], dz[1]), v_add(dz[2], dz[3]));
+    t[1] = v_add(v_fma(dz[0], xh[0], v_mul(dz[1], xh[1])), v_fma(dz[2], xh[2], v_mul(dz[3], xh[3])));
+    t[2] = v_add(v_add(xh[0], xh[1]), v_add(xh[2], xh[3]));
+    return fin;
+}
 
 static int grad_sums_nhwc(double *sums, float *dx, const float *dy, const float *y,
                           const float *x, bn_rows r, bn_coefs cf, int stream)
 {
+    _Alignas(64) float acc[3][ROW_SWEEP];  /* Σ dz, Σ dz·xhat, Σ xhat */
     vf fin = v_zero();
-    size_t rs = r.stride;
+    size_t rs = r.stride, dist = (PF_BYTES / (rs * sizeof(float)) + 3) / 4 * 4;
     /* every row streams if the first does (rows are a multiple of 16 apart) */
     int st = stream && dx && whole_lines(dx, r.len) && rs % 16 == 0;
     for (size_t j = 0; j < 3 * r.len; j++)
         sums[j] = 0;
     for (size_t p0 = 0; p0 < r.rows; p0 += BN_FAST_PIXELS) {
         size_t np = min_size(BN_FAST_PIXELS, r.rows - p0);
-        int more = !dx && p0 + np + np <= r.rows;  /* training: ask for the next block */
-        for (size_t j = 0; j < r.len; j += VL) {
-            size_t w = min_size(VL, r.len - j), p = p0;
-            vf center = load_cols(cf.center + j, w), s = load_cols(cf.b + j, w);
-            vf a = dx ? load_cols(cf.a + j, w) : v_zero();
-            grad_acc a0 = grad_acc_zero(), a1 = a0, a2 = a0, a3 = a0;
-            if (w == VL) {
-                for (; p + 4 <= p0 + np; p += 4) {
-                    GRAD_ROW(a0, p);
-                    GRAD_ROW(a1, p + 1);
-                    GRAD_ROW(a2, p + 2);
-                    GRAD_ROW(a3, p + 3);
+        for (size_t j0 = 0; j0 < r.len; j0 += ROW_SWEEP) {
+            size_t width = min_size(ROW_SWEEP, r.len - j0), full = width / VL * VL;
+            size_t w = width - full, wv = full + (w ? VL : 0);
+            for (size_t j = 0; j < wv; j += VL)
+                v_store(acc[0] + j, v_zero()), v_store(acc[1] + j, v_zero()),
+                    v_store(acc[2] + j, v_zero());
+            size_t base = p0 * rs + j0, p = 0;
+            vf r0 = v_zero(), r1 = v_zero(), r2 = v_zero();
+            for (; p + 4 <= np; p += 4) {
+                if (p0 + p + dist + 4 <= r.rows)  /* the rows ahead, into L2 */
+                    for (size_t i = 0; i < 4; i++)
+                        for (size_t j = 0; j < width; j += VL) {
+                            size_t o = base + (p + dist + i) * rs + j;
+                            v_prefetch(dy + o), v_prefetch(x + o);
+                            if (y)
+                                v_prefetch(y + o);
+                        }
+                if (wv == VL) {  /* one vector of channels: sums in registers */
+                    vf t[3];
+                    fin = grad_tree4(t, dx, dy, y, x, base + p * rs, rs, w ? w : VL,
+                                     cf, j0, st, fin);
+                    r0 = v_add(r0, t[0]), r1 = v_add(r1, t[1]), r2 = v_add(r2, t[2]);
+                    continue;
                 }
-                for (; p < p0 + np; p++)
-                    GRAD_ROW(a0, p);
-            } else {  /* a partial vector: past w nothing is added or stored */
-                for (; p < p0 + np; p++)
-                    a0 = grad_vec_n(a0, dx, dy, y, x, p * rs + j, w, center, s, a);
+                for (size_t j = 0; j < wv; j += VL) {
+                    vf t[3];
+                    fin = grad_tree4(t, dx, dy, y, x, base + p * rs + j, rs,
+                                     j < full ? VL : w, cf, j0 + j, st, fin);
+                    v_store(acc[0] + j, v_add(v_load(acc[0] + j), t[0]));
+                    v_store(acc[1] + j, v_add(v_load(acc[1] + j), t[1]));
+                    v_store(acc[2] + j, v_add(v_load(acc[2] + j), t[2]));
+                }
             }
-            grad_acc t = grad_acc_sum4(a0, a1, a2, a3);
-            fin = v_add(fin, t.fin);
-            double g[3][VL];
-            v_to_double(g[0], t.dz);
-            v_to_double(g[1], t.dzxhat);
-            v_to_double(g[2], t.xhat);
-            for (size_t l = 0; l < w; l++)
-                for (int k = 0; k < 3; k++)
-                    sums[3 * (j + l) + (size_t)k] += g[k][l];
+            if (wv == VL)
+                v_store(acc[0], r0), v_store(acc[1], r1), v_store(acc[2], r2);
+            for (; p < np; p++)
+                for (size_t j = 0; j < wv; j += VL) {
+                    size_t n = j < full ? VL : w, o = base + p * rs + j;
+                    vf c = load_cols(cf.center + j0 + j, n), sc = load_cols(cf.b + j0 + j, n);
+                    vf dz = dz_cols(dy, y, o, n), xh = v_mul(v_sub(load_cols(x + o, n), c), sc);
+                    if (dx) {
+                        vf v = v_mul(load_cols(cf.a + j0 + j, n), dz);
+                        fin = track_finite(fin, v);
+                        if (n == VL)
+                            store_vec(dx + o, v, st);
+                        else
+                            v_store_n(dx + o, v, n);
+                    }
+                    v_store(acc[0] + j, v_add(v_load(acc[0] + j), dz));
+                    v_store(acc[1] + j, v_fma(dz, xh, v_load(acc[1] + j)));
+                    v_store(acc[2] + j, v_add(v_load(acc[2] + j), xh));
+                }
+            for (size_t l = 0; l < width; l++)
+                for (size_t k = 0; k < 3; k++)
+                    sums[3 * (j0 + l) + k] += acc[k][l];
         }
     }
     return all_finite(fin);
 }
-#undef GRAD_ROW
 
 /* ---------------------------------------------------------------- dx */
 
@@ -755,6 +982,50 @@ static int dx_nchw(float *dx, const float *dy, const float *y, const float *x,
             fin = track_finite(fin, v);
             v_store_n(dx + o + i, v, w);
         }
+    }
+    return all_finite(fin);
+}
+
+/* dx along runs of NCHW planes, as affine_planes (its comment says why):
+ * values [o0, o1) of the whole tensor, plane q of channel q % C. */
+static int dx_planes(float *dx, const float *dy, const float *y, const float *x,
+                     size_t o0, size_t o1, size_t HW, size_t C, bn_coefs cf, int stream)
+{
+    size_t b = (o0 / HW + 1) * HW, c = (o0 / HW) % C;  /* the plane's end, channel */
+    vf ce = v_set1(cf.center[c]), a = v_set1(cf.a[c]), bb = v_set1(cf.b[c]);
+    vf k = v_set1(cf.k[c]), fin = v_zero();
+    int st = stream && whole_lines(dx + o0, 0);
+    size_t o = o0;
+    for (;;) {
+        size_t end = min_size(b, o1);
+        for (; o + VL <= end; o += VL) {  /* the vectors inside this plane */
+            vf v = dx_vec(dz_vec(dy, y, o), v_load(x + o), ce, a, bb, k);
+            fin = track_finite(fin, v);
+            store_vec(dx + o, v, st);
+        }
+        if (o >= o1)
+            break;
+        size_t n = b - o, w = min_size(VL, o1 - o);  /* as in affine_planes */
+        vf vc = ce, va = a, vb = bb, vk = k;
+        if (o + w > b || n == 0) {
+            c = c + 1 == C ? 0 : c + 1, b += HW;
+            ce = v_set1(cf.center[c]), a = v_set1(cf.a[c]), bb = v_set1(cf.b[c]);
+            k = v_set1(cf.k[c]);
+            vc = v_first(n, vc, ce), va = v_first(n, va, a), vb = v_first(n, vb, bb);
+            vk = v_first(n, vk, k);
+            if (n == 0)
+                continue;
+        }
+        if (w == VL) {
+            vf v = dx_vec(dz_vec(dy, y, o), v_load(x + o), vc, va, vb, vk);
+            fin = track_finite(fin, v);
+            store_vec(dx + o, v, st);
+        } else {
+            vf v = v_keep_n(dx_vec(dz_vec_n(dy, y, o, w), v_load_n(x + o, w), vc, va, vb, vk), w);
+            fin = track_finite(fin, v);
+            v_store_n(dx + o, v, w);
+        }
+        o += w;
     }
     return all_finite(fin);
 }
@@ -794,8 +1065,10 @@ const bn_fast_kernels KERNEL_TABLE = {
     .moments_nhwc = moments_nhwc,
     .affine_nchw = affine_nchw,
     .affine_nhwc = affine_nhwc,
+    .affine_planes = affine_planes,
     .grad_sums_nchw = grad_sums_nchw,
     .grad_sums_nhwc = grad_sums_nhwc,
     .dx_nchw = dx_nchw,
     .dx_nhwc = dx_nhwc,
+    .dx_planes = dx_planes,
 };

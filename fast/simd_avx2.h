@@ -45,6 +45,11 @@ static inline vf v_keep_n(vf v, size_t n)
 {
     return _mm256_and_ps(_mm256_castsi256_ps(first_lanes(n)), v);
 }
+/* lanes [0, n) from a, the others from b */
+static inline vf v_first(size_t n, vf a, vf b)
+{
+    return _mm256_blendv_ps(b, a, _mm256_castsi256_ps(first_lanes(n)));
+}
 
 /* The sum of the 8 lanes, in double, in a fixed order. */
 static inline double v_sum_d(vf v)

@@ -49,6 +49,8 @@ static inline vf v_where_pos(vf y, vf v)
 }
 /* lanes [0, n) of v, the others 0 */
 static inline vf v_keep_n(vf v, size_t n) { return _mm512_maskz_mov_ps(first_lanes(n), v); }
+/* lanes [0, n) from a, the others from b */
+static inline vf v_first(size_t n, vf a, vf b) { return _mm512_mask_blend_ps(first_lanes(n), b, a); }
 
 /* The sum of the 16 lanes, in double, in a fixed order. */
 static inline double v_sum_d(vf v)

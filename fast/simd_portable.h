@@ -57,6 +57,12 @@ static inline vf v_keep_n(vf v, size_t n)
     LANES(i) v.f[i] = (size_t)i < n ? v.f[i] : 0.0f;
     return v;
 }
+/* lanes [0, n) from a, the others from b */
+static inline vf v_first(size_t n, vf a, vf b)
+{
+    LANES(i) b.f[i] = (size_t)i < n ? a.f[i] : b.f[i];
+    return b;
+}
 
 /* The sum of the 8 lanes in double, pairwise in a fixed order. */
 static inline double v_sum_d(vf v)

@@ -311,6 +311,10 @@ static const struct {
     {"3 pixel blocks, C = 40: groups and tails", {3, 40, 9, 11, BN_NHWC, 1e-5, 1}},
     {"7x7 rows, 6 of them: 4 rows at a time + 2", {6, 3, 7, 7, BN_NCHW, 1e-5, 1}},
     {"1800 pixels: 2 chunks merged, C = 20", {2, 20, 30, 30, BN_NHWC, 1e-5, 1}},
+    {"3x3 planes (9 values): inference a plane at a time on 16 lanes, runs on 8",
+     {5, 6, 3, 3, BN_NCHW, 1e-5, 1}},
+    {"C = 300: a 256-channel row sweep + 44 (vectors + tail), 3 pixel blocks",
+     {2, 300, 13, 11, BN_NHWC, 1e-5, 1}},
     {"affine off", {2, 3, 5, 6, BN_NCHW, 1e-3, 0}},
     {"large eps, NHWC", {4, 6, 3, 5, BN_NHWC, 0.5, 1}},
     {"m' = 2, the smallest training batch", {2, 4, 1, 1, BN_NHWC, 1e-5, 1}},
@@ -508,6 +512,62 @@ START_TEST(outlier_first_value)
 }
 END_TEST
 
+/* Channels-last, the mean jumps between pixel blocks: x ~ N(0, 1) for the
+ * first 128 pixels (a block), N(1e4, 1) after. The later blocks' shift
+ * (the mean so far) is then unsafe and fast/ redoes those columns in two
+ * passes (kernels.h, row_block_moments): this runs that path on every
+ * column of a 256-channel row sweep and of a 44-channel tail (C = 300),
+ * and a redo that reads the wrong values fails it (tried). The generic
+ * tolerances hold. */
+START_TEST(nhwc_mean_jumps_between_blocks)
+{
+    if (!use_isa(_i))
+        return;
+    bn_desc d = bn_desc_make(2, 300, 10, 20, BN_NHWC, 1e-5);
+    prob p = prob_new(&d, 19, 0, 1);
+    for (size_t k = 128 * d.C; k < p.n; k++)
+        p.x[k] += 1e4f;
+    prob_rewiden(&p);
+    check_forward(&p, 0);
+    check_backward(&p, 0);
+    prob_free(&p);
+}
+END_TEST
+
+/* NCHW inference names the channel of a NaN in x, and the training
+ * backward the channel whose dx overflows, whether they write runs of
+ * planes (5x7: 35 values >= a vector) or planes one at a time (2x2). */
+START_TEST(infer_nan_names_its_channel)
+{
+    if (!use_isa(_i))
+        return;
+    for (int k = 0; k < 2; k++) {
+        bn_desc d = bn_desc_make(3, 4, k ? 2 : 5, k ? 2 : 7, BN_NCHW, 1e-5);
+        prob p = prob_new(&d, 21, 0, 1);
+        p.x[index_of(&d, 1, 2, 3)] = NAN;
+        errors_quiet();
+        int st = bn_forward_infer_fast(p.y, p.x, p.g, p.b, p.pm, p.pv, &d);
+        errors_loud();
+        printf("  NaN in x, %zux%zu planes: status %d: %s\n", d.H, d.W, st, bn_last_error());
+        ck_assert_int_eq(st, BN_EDOM);
+        ck_assert_ptr_nonnull(strstr(bn_last_error(), "channel 2"));
+        /* training backward: dx overflows in channel 2 (gamma·invstd =
+         * 1e40), written along runs of planes (5x7) or plane by plane */
+        p.x[index_of(&d, 1, 2, 3)] = 0.5f;
+        ck_assert_int_eq(bn_forward_train_fast(p.y, p.mean, p.var, p.invstd, p.x, p.g, p.b, &d),
+                         BN_OK);
+        p.g[2] = 1e10f, p.invstd[2] = 1e30f;
+        errors_quiet();
+        st = bn_backward_train_fast(p.dx, p.dg, p.db, p.dy, p.x, p.mean, p.invstd, p.g, &d);
+        errors_loud();
+        printf("  dx overflows, %zux%zu planes: status %d: %s\n", d.H, d.W, st, bn_last_error());
+        ck_assert_int_eq(st, BN_EDOM);
+        ck_assert_ptr_nonnull(strstr(bn_last_error(), "channel 2"));
+        prob_free(&p);
+    }
+}
+END_TEST
+
 /* Magnitudes, eps = 0 (y has mean 0 and variance 1 at any scale): x ~
  * 1e-18 (squares ~1e-36, near float's smallest normal 1.2e-38: fast/
  * redoes such a channel in double), 1e-15, 1e15, and 1e19 (squares above
@@ -640,7 +700,10 @@ static const bn_desc det_shapes[] = {
     {4, 24, 30, 30, BN_NCHW, 1e-5, 1},
     {4, 40, 21, 29, BN_NHWC, 1e-5, 1},
     {700, 130, 1, 1, BN_NCHW, 1e-5, 1},
+    {3, 300, 17, 23, BN_NHWC, 1e-5, 1},  /* 2 row sweeps of channels, 2 chunks */
+    {32, 48, 7, 7, BN_NCHW, 1e-5, 1},    /* small planes: 2 groups (32 + 16) */
 };
+enum { N_DET = sizeof det_shapes / sizeof det_shapes[0] };
 
 static void det_inputs(const bn_desc *d, float **x, float **dy)
 {
@@ -657,12 +720,13 @@ static void det_inputs(const bn_desc *d, float **x, float **dy)
     free(X), free(DY);
 }
 
-/* _i = isa·3 + shape: 1, 2, 3 threads; misaligned; streaming; groups */
+/* _i = isa·N_DET + shape: 1, 2, 3 threads; misaligned; streaming; groups;
+ * NCHW single-channel items */
 START_TEST(bit_identical_across_threads_alignment_stores_groups)
 {
-    if (!use_isa(_i / 3))
+    if (!use_isa(_i / N_DET))
         return;
-    const bn_desc *d = &det_shapes[_i % 3];
+    const bn_desc *d = &det_shapes[_i % N_DET];
     float *x, *dy;
     det_inputs(d, &x, &dy);
     printf("  %s, path %s\n", desc_str(d), bn_fast_isa());
@@ -698,6 +762,11 @@ START_TEST(bit_identical_across_threads_alignment_stores_groups)
         free(o.v);
     }
     bn_fast_force_group(0);
+    bn_fast_force_nchw_single(1);
+    outputs o1 = run_all(d, x, dy, 0);
+    same_bits("NCHW items of one channel (no groups of small planes)", o1, ref1);
+    free(o1.v);
+    bn_fast_force_nchw_single(0);
     free(ref1.v), free(x), free(dy);
 }
 END_TEST
@@ -850,8 +919,10 @@ static Suite *adversarial_suite(void)
     tcase_add_loop_test(tc, large_offset_random, 0, 2 * N_ISA);
     tcase_add_loop_test(tc, constant_channel, 0, 2 * N_ISA);
     tcase_add_loop_test(tc, outlier_first_value, 0, 2 * N_ISA);
+    tcase_add_loop_test(tc, nhwc_mean_jumps_between_blocks, 0, N_ISA);
     tcase_add_loop_test(tc, tiny_and_huge_magnitudes, 0, 4 * N_ISA);
     tcase_add_loop_test(tc, beyond_float_is_an_error, 0, N_ISA);
+    tcase_add_loop_test(tc, infer_nan_names_its_channel, 0, N_ISA);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -861,7 +932,7 @@ static Suite *determinism_suite(void)
     Suite *s = suite_create("fast: determinism");
     TCase *tc = tcase_create("bit-identical");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, bit_identical_across_threads_alignment_stores_groups, 0, 3 * N_ISA);
+    tcase_add_loop_test(tc, bit_identical_across_threads_alignment_stores_groups, 0, N_DET * N_ISA);
     tcase_add_loop_test(tc, in_place_is_bit_identical, 0, 2 * N_ISA);
     suite_add_tcase(s, tc);
     return s;
