@@ -32,65 +32,7 @@
 #include "harness.h"
 
 #ifdef BNLAB_HAVE_FAST
-#include "fast_internal.h"
-
-#define U 0x1p-24 /* float's unit roundoff */
-
-/* ------------------------------------------------------- tolerances
- *
- * fast/ sums a set like a BN channel (kernels.h): deviations d = x - c in
- * float (one or two roundings), float-lane sums of at most 64 terms, then
- * double; NHWC sets merge their channels' moments in double.
- */
-
-/* mean: saved as one float (rtol u), plus the float sums of deviations
- * (size sigma) that correct the block means: 64u·sigma. */
-#define MEAN_RTOL U
-#define MEAN_ATOL_PER_SIGMA (64 * U)
-/* var, invstd: float-lane sums of squares (<= 64 terms: 64u), 2u per
- * deviation, the final rounding: 128u. */
-#define VAR_RTOL (128 * U)
-/* y = a·(x - center) + k: a carries invstd's 128u, the rest a few
- * roundings of terms bounded by |gamma|·(|xhat| + 1) + |beta|. */
-#define Y_ATOL_PER_SCALE (128 * U)
-/* dgamma, dbeta: per (example, channel) float-lane sums (<= 64 terms) of
- * dy·xhat and dy, then double: 128u of sum|dy·xhat|, sum|dy|. */
-#define GRAD_SUM_ATOL_PER_ABS (128 * U)
-/* dx = a·dy + b·(x - mean) + k: b and k carry the set means' 128u (the
- * same float-lane sums); scale = s·(max|gamma·dy| + mean|gamma·dy| +
- * max|xhat|·mean|gamma·dy·xhat|), the three terms' sizes. */
-#define DX_ATOL_PER_SCALE (128 * U)
-
-/* ------------------------------------------------ the paths to test */
-
-static const char *isas[] = {"avx512", "avx2", "portable"};
-enum { N_ISA = 3 };
-
-static int use_isa(int k)
-{
-    if (!bn_fast_isa_supported(isas[k])) {
-        char what[64];
-        snprintf(what, sizeof what, "fast path %s", isas[k]);
-        skip(what, "this CPU (or OS) cannot run it");
-        return 0;
-    }
-    ck_assert_int_eq(bn_fast_force_isa(isas[k]), BN_OK);
-    ck_assert_str_eq(bn_fast_isa(), isas[k]);
-    return 1;
-}
-
-static float *falloc(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_msg(p != NULL, "out of memory for %zu floats", n);
-    return p;
-}
-
-static void widen(double *dst, const float *src, size_t n)
-{
-    for (size_t k = 0; k < n; k++)
-        dst[k] = src[k];
-}
+#include "fast_tests.h"
 
 /* One problem: float inputs and fast's outputs; the inputs in double and
  * ref's outputs. S = N·G sets of m values. */
