@@ -218,15 +218,7 @@ static int forward_train(const char *who, int dtype, int relu, void *y, float *m
                          const float *gamma, const float *beta, const bn_desc *d,
                          void *stream)
 {
-    BN_TRY(bn_desc_check(d, 1, NULL, NULL));
-    BN_REQUIRE_IN(who, y);
-    BN_REQUIRE_IN(who, mean);
-    BN_REQUIRE_IN(who, var_biased);
-    BN_REQUIRE_IN(who, x);
-    if (d->affine) {
-        BN_REQUIRE_IN(who, gamma);
-        BN_REQUIRE_IN(who, beta);
-    }
+    BN_TRY(bn_check_forward_train_args(who, d, y, mean, var_biased, x, gamma, beta));
     bn_cu_shape s;
     BN_TRY(shape_check(who, d, dtype, &s));
     BN_TRY(need_device(who));
@@ -251,19 +243,10 @@ static int backward_train(const char *who, int dtype, int relu, void *dx, float 
                           const float *mean, const float *invstd, const float *gamma,
                           const bn_desc *d, void *stream)
 {
-    BN_TRY(bn_desc_check(d, 1, NULL, NULL));
-    BN_REQUIRE_IN(who, dx);
-    BN_REQUIRE_IN(who, dy);
+    BN_TRY(bn_check_backward_train_args(who, d, dx, dgamma, dbeta, dy, x, mean, invstd,
+                                        gamma));
     if (relu)
         BN_REQUIRE_IN(who, y);
-    BN_REQUIRE_IN(who, x);
-    BN_REQUIRE_IN(who, mean);
-    BN_REQUIRE_IN(who, invstd);
-    if (d->affine) {
-        BN_REQUIRE_IN(who, gamma);
-        BN_REQUIRE_IN(who, dgamma);
-        BN_REQUIRE_IN(who, dbeta);
-    }
     bn_cu_shape s;
     BN_TRY(shape_check(who, d, dtype, &s));
     BN_TRY(need_device(who));
@@ -288,22 +271,8 @@ int bn_running_update_cuda(float *running_mean, float *running_var, size_t *num_
                            bn_running_rule rule, double momentum, void *stream)
 {
     const char *who = __func__;
-    BN_REQUIRE(running_mean);
-    BN_REQUIRE(running_var);
-    BN_REQUIRE(mean);
-    BN_REQUIRE(var_biased);
-    if (C == 0 || m == 0)
-        BN_ERROR(BN_EBADLEN, "%s: C = %zu, m = %zu: sizes must be > 0", who, C, m);
-    if (rule != BN_RUNNING_MOMENTUM_NEW_UNBIASED && rule != BN_RUNNING_MOMENTUM_OLD_BIASED &&
-        rule != BN_RUNNING_CUMULATIVE_UNBIASED)
-        BN_ERROR(BN_EINVAL, "%s: unknown running rule %d", who, (int)rule);
-    if (rule != BN_RUNNING_MOMENTUM_OLD_BIASED && m < 2)
-        BN_ERROR(BN_ESINGLE, "%s: m = 1: the unbiased variance m/(m-1)·sigma2_B "
-                 "divides by zero", who);
-    if (rule == BN_RUNNING_CUMULATIVE_UNBIASED)
-        BN_REQUIRE(num_batches);
-    else if (!(momentum >= 0 && momentum <= 1))
-        BN_ERROR(BN_EINVAL, "%s: momentum = %.17g must be in [0, 1]", who, momentum);
+    BN_TRY(bn_check_running_args(who, running_mean, running_var, num_batches, mean,
+                                 var_biased, C, m, rule, momentum));
     if (C >= INT_MAX)
         BN_ERROR(BN_EOVERFLOW, "%s: C = %zu: cuda/ indexes channels with an int", who, C);
     BN_TRY(need_device(who));
@@ -319,19 +288,13 @@ int bn_running_update_cuda(float *running_mean, float *running_var, size_t *num_
     return BN_OK;
 }
 
-/* Inputs common to the inference functions (as ref's check_infer). */
+/* Inputs common to the inference functions: the shared checks, then cuda's
+ * own limits on the shape. */
 static int check_infer(const char *who, const float *gamma, const float *beta,
                        int need_beta, const float *mean, const float *var,
                        const bn_desc *d, int dtype, bn_cu_shape *s)
 {
-    BN_TRY(bn_desc_check(d, 0, NULL, NULL));
-    BN_REQUIRE_IN(who, mean);
-    BN_REQUIRE_IN(who, var);
-    if (d->affine) {
-        BN_REQUIRE_IN(who, gamma);
-        if (need_beta)
-            BN_REQUIRE_IN(who, beta);
-    }
+    BN_TRY(bn_check_infer_args(who, d, gamma, beta, need_beta, mean, var));
     return shape_check(who, d, dtype, s);
 }
 

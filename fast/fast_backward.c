@@ -209,19 +209,10 @@ static int backward_train(const char *who, int relu, float *dx, float *dgamma,
                           const float *x, const float *mean, const float *invstd,
                           const float *gamma, const bn_desc *d)
 {
-    BN_TRY(bn_desc_check(d, 1, NULL, NULL));
-    BN_REQUIRE_IN(who, dx);
-    BN_REQUIRE_IN(who, dy);
+    BN_TRY(bn_check_backward_train_args(who, d, dx, dgamma, dbeta, dy, x, mean, invstd,
+                                        gamma));
     if (relu)
         BN_REQUIRE_IN(who, y);
-    BN_REQUIRE_IN(who, x);
-    BN_REQUIRE_IN(who, mean);
-    BN_REQUIRE_IN(who, invstd);
-    if (d->affine) {
-        BN_REQUIRE_IN(who, gamma);
-        BN_REQUIRE_IN(who, dgamma);
-        BN_REQUIRE_IN(who, dbeta);
-    }
     BN_TRY(check_saved(who, d, mean, invstd, gamma));
     const bn_fast_kernels *K;
     BN_TRY(bn_fast_kernels_get(&K));
@@ -273,11 +264,7 @@ int bn_backward_infer_fast(float *dx, float *dgamma, float *dbeta, const float *
                            const float *var, const bn_desc *d)
 {
     const char *who = __func__;
-    BN_TRY(bn_desc_check(d, 0, NULL, NULL));
-    BN_REQUIRE(mean);
-    BN_REQUIRE(var);
-    if (d->affine)
-        BN_REQUIRE(gamma);
+    BN_TRY(bn_check_infer_args(who, d, gamma, NULL, 0, mean, var));
     BN_REQUIRE(dx);
     BN_REQUIRE(dy);
     BN_REQUIRE(x);

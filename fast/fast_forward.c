@@ -171,15 +171,7 @@ static int forward_train(const char *who, int relu, float *y, float *mean,
                          float *var_biased, float *invstd, const float *x,
                          const float *gamma, const float *beta, const bn_desc *d)
 {
-    BN_TRY(bn_desc_check(d, 1, NULL, NULL));
-    BN_REQUIRE_IN(who, y);
-    BN_REQUIRE_IN(who, mean);
-    BN_REQUIRE_IN(who, var_biased);
-    BN_REQUIRE_IN(who, x);
-    if (d->affine) {
-        BN_REQUIRE_IN(who, gamma);
-        BN_REQUIRE_IN(who, beta);
-    }
+    BN_TRY(bn_check_forward_train_args(who, d, y, mean, var_biased, x, gamma, beta));
     BN_TRY(check_params(who, d, gamma, beta));
     const bn_fast_kernels *K;
     BN_TRY(bn_fast_kernels_get(&K));
@@ -234,13 +226,7 @@ int bn_forward_infer_fast(float *y, const float *x, const float *gamma,
                           const bn_desc *d)
 {
     const char *who = __func__;
-    BN_TRY(bn_desc_check(d, 0, NULL, NULL));
-    BN_REQUIRE(mean);
-    BN_REQUIRE(var);
-    if (d->affine) {
-        BN_REQUIRE(gamma);
-        BN_REQUIRE(beta);
-    }
+    BN_TRY(bn_check_infer_args(who, d, gamma, beta, 1, mean, var));
     BN_REQUIRE(y);
     BN_REQUIRE(x);
     BN_TRY(check_params(who, d, gamma, beta));

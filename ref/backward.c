@@ -91,17 +91,9 @@ static int check_backward(const char *who, double *dx, double *dgamma,
                           const double *mean, const double *invstd,
                           const double *gamma, const bn_desc *d, size_t *m)
 {
+    BN_TRY(bn_check_backward_train_args(who, d, dx, dgamma, dbeta, dy, x, mean, invstd,
+                                        gamma));
     BN_TRY(bn_desc_check(d, 1, NULL, m));
-    BN_REQUIRE_IN(who, dx);
-    BN_REQUIRE_IN(who, dy);
-    BN_REQUIRE_IN(who, x);
-    BN_REQUIRE_IN(who, mean);
-    BN_REQUIRE_IN(who, invstd);
-    if (d->affine) {
-        BN_REQUIRE_IN(who, gamma);
-        BN_REQUIRE_IN(who, dgamma);
-        BN_REQUIRE_IN(who, dbeta);
-    }
     for (size_t c = 0; c < d->C; c++) {
         if (d->affine)
             BN_TRY(bn_check_params(who, c, gamma, NULL));

@@ -49,6 +49,22 @@ static inline size_t bn_offset(const bn_desc *d, size_t n, size_t c, size_t i)
 
 #endif
 
+/* Argument checks shared by ref/, fast/ and cuda/ (args.c): the descriptor
+ * (training or not), then every required pointer, named in the message. */
+int bn_check_forward_train_args(const char *who, const bn_desc *d, const void *y,
+                                const void *mean, const void *var_biased, const void *x,
+                                const void *gamma, const void *beta);
+int bn_check_backward_train_args(const char *who, const bn_desc *d, const void *dx,
+                                 const void *dgamma, const void *dbeta, const void *dy,
+                                 const void *x, const void *mean, const void *invstd,
+                                 const void *gamma);
+int bn_check_infer_args(const char *who, const bn_desc *d, const void *gamma,
+                        const void *beta, int need_beta, const void *mean, const void *var);
+int bn_check_running_args(const char *who, const void *running_mean,
+                          const void *running_var, const size_t *num_batches,
+                          const void *mean, const void *var_biased, size_t C, size_t m,
+                          bn_running_rule rule, double momentum);
+
 /* BN_EDOM unless all m values of v are finite: what = "y", "dx", ...; unit
  * names what c counts ("channel", "set", "unit"). An overflow or a NaN is
  * reported, never returned as a result. */

@@ -84,15 +84,8 @@ int bn_forward_train_ref(double *y, double *mean, double *var_biased,
                          const double *beta, const bn_desc *d)
 {
     size_t count, m;
+    BN_TRY(bn_check_forward_train_args(__func__, d, y, mean, var_biased, x, gamma, beta));
     BN_TRY(bn_desc_check(d, 1, &count, &m));
-    BN_REQUIRE(y);
-    BN_REQUIRE(mean);
-    BN_REQUIRE(var_biased);
-    BN_REQUIRE(x);
-    if (d->affine) {
-        BN_REQUIRE(gamma);
-        BN_REQUIRE(beta);
-    }
 
     double *B = malloc(m * sizeof *B);    /* the mini-batch x_1..x_m of channel c */
     double *xhat = malloc(m * sizeof *xhat);

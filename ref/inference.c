@@ -46,27 +46,11 @@ static int fold_channel(const char *who, double *scale, double *shift,
     return BN_OK;
 }
 
-/* Inputs common to the inference functions; beta only where it is used. */
-static int check_infer(const char *who, const double *gamma, const double *beta,
-                       int need_beta, const double *mean, const double *var,
-                       const bn_desc *d)
-{
-    BN_TRY(bn_desc_check(d, 0, NULL, NULL));
-    BN_REQUIRE_IN(who, mean);
-    BN_REQUIRE_IN(who, var);
-    if (d->affine) {
-        BN_REQUIRE_IN(who, gamma);
-        if (need_beta)
-            BN_REQUIRE_IN(who, beta);
-    }
-    return BN_OK;
-}
-
 int bn_fold_ref(double *scale, double *shift, const double *gamma,
                 const double *beta, const double *mean, const double *var,
                 const bn_desc *d)
 {
-    BN_TRY(check_infer(__func__, gamma, beta, 1, mean, var, d));
+    BN_TRY(bn_check_infer_args(__func__, d, gamma, beta, 1, mean, var));
     BN_REQUIRE(scale);
     BN_REQUIRE(shift);
     for (size_t c = 0; c < d->C; c++)
@@ -78,7 +62,7 @@ int bn_forward_infer_ref(double *y, const double *x, const double *gamma,
                          const double *beta, const double *mean,
                          const double *var, const bn_desc *d)
 {
-    BN_TRY(check_infer(__func__, gamma, beta, 1, mean, var, d));
+    BN_TRY(bn_check_infer_args(__func__, d, gamma, beta, 1, mean, var));
     BN_REQUIRE(y);
     BN_REQUIRE(x);
     size_t HW = d->H * d->W;
@@ -106,7 +90,7 @@ int bn_backward_infer_ref(double *dx, double *dgamma, double *dbeta,
                           const double *mean, const double *var,
                           const bn_desc *d)
 {
-    BN_TRY(check_infer(__func__, gamma, NULL, 0, mean, var, d));
+    BN_TRY(bn_check_infer_args(__func__, d, gamma, NULL, 0, mean, var));
     BN_REQUIRE(dx);
     BN_REQUIRE(dy);
     BN_REQUIRE(x);

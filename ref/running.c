@@ -25,23 +25,8 @@ int bn_running_update_ref(double *running_mean, double *running_var,
                           const double *var_biased, size_t C, size_t m,
                           bn_running_rule rule, double momentum)
 {
-    BN_REQUIRE(running_mean);
-    BN_REQUIRE(running_var);
-    BN_REQUIRE(mean);
-    BN_REQUIRE(var_biased);
-    if (C == 0 || m == 0)
-        BN_ERROR(BN_EBADLEN, "%s: C = %zu, m = %zu: sizes must be > 0", __func__, C, m);
-    if (rule != BN_RUNNING_MOMENTUM_NEW_UNBIASED &&
-        rule != BN_RUNNING_MOMENTUM_OLD_BIASED &&
-        rule != BN_RUNNING_CUMULATIVE_UNBIASED)
-        BN_ERROR(BN_EINVAL, "%s: unknown running rule %d", __func__, (int)rule);
-    if (rule != BN_RUNNING_MOMENTUM_OLD_BIASED && m < 2)
-        BN_ERROR(BN_ESINGLE, "%s: m = 1: the unbiased variance m/(m-1)·sigma2_B "
-                 "divides by zero", __func__);
-    if (rule == BN_RUNNING_CUMULATIVE_UNBIASED)
-        BN_REQUIRE(num_batches);
-    else if (!(momentum >= 0 && momentum <= 1))
-        BN_ERROR(BN_EINVAL, "%s: momentum = %.17g must be in [0, 1]", __func__, momentum);
+    BN_TRY(bn_check_running_args(__func__, running_mean, running_var, num_batches, mean,
+                                 var_biased, C, m, rule, momentum));
     for (size_t c = 0; c < C; c++)
         BN_TRY(check_batch_stats(__func__, c, mean[c], var_biased[c]));
 
