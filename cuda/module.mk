@@ -10,7 +10,11 @@
 # cudaGetDeviceCount fails and cuda/ answers BN_ENODEVICE (tests: SKIP).
 
 ifneq ($(NVCC),)
-CUDA_HOME   := $(abspath $(dir $(realpath $(NVCC)))/..)
+# nvcc may be a wrapper script (e.g. /usr/local/bin/nvcc that execs the
+# toolkit's), so ask nvcc itself where its toolkit is: its dry run prints
+# TOP=<toolkit>/bin/.. . Fall back to the directory above the real nvcc.
+CUDA_HOME   := $(abspath $(or $(shell $(NVCC) --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | \
+                 sed -n 's/^\#\$$ TOP=//p' | head -n 1),$(dir $(realpath $(NVCC)))/..))
 CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
 CUDA_INC    := -isystem $(CUDA_HOME)/include
 
