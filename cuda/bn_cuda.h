@@ -74,6 +74,8 @@ int bn_cu_infer_prep_launch(bn_cu_coefs *cf, float *center, float *invstd,
                             const float *mean, const float *var, bn_cu_shape s,
                             double eps, const float *gamma, const float *beta,
                             int *err, void *stream);
+/* Running statistics, all channels or none: two launches (check, then write
+ * only if no channel has an error), as ref/ updates them. */
 int bn_cu_running_launch(float *running_mean, float *running_var, const float *mean,
                          const float *var_biased, long long C, int rule,
                          double momentum, double count, double m, int *err,

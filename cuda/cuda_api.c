@@ -86,19 +86,25 @@ bn_cu_shape bn_cu_shape_of(const bn_desc *d)
     return s;
 }
 
-/* The sizes the kernels can index: channels in an int, grid in range, and
- * each thread's count of values in its unsigned counter. */
+/* What cudaMemsetAsync(0x7f) leaves in an error note: no channel. The
+ * kernels note a channel with atomicMin, so a channel index >= NO_NOTE
+ * would never replace it and its error would be lost (BN_OK with NaN
+ * outputs): C must stay below NO_NOTE (~2.14e9), not just below INT_MAX. */
+#define NO_NOTE 0x7f7f7f7f
+
+/* The sizes the kernels can index: channels below NO_NOTE, grid in range,
+ * and each thread's count of values in its unsigned counter. */
 static int shape_check(const char *who, const bn_desc *d, int dtype, bn_cu_shape *s)
 {
     *s = bn_cu_shape_of(d);
     s->dtype = dtype;
     long long lanes = s->nhwc ? s->threads / 32 : s->threads;
     long long units = s->nhwc ? (s->C + 31) / 32 : s->C;
-    if (s->C >= INT_MAX || units > INT_MAX ||
+    if (s->C >= NO_NOTE || units > INT_MAX ||
         s->m / ((long long)s->blocks * lanes) >= (1LL << 31))
         BN_ERROR(BN_EOVERFLOW, "%s: shape N=%zu C=%zu H=%zu W=%zu is too large for "
-                 "cuda/'s kernels (C < 2^31, and < 2^31 values per thread)",
-                 who, d->N, d->C, d->H, d->W);
+                 "cuda/'s kernels (C < %d, and < 2^31 values per thread)",
+                 who, d->N, d->C, d->H, d->W, NO_NOTE);
     return BN_OK;
 }
 
@@ -131,6 +137,11 @@ static int cuda_error(const char *who, const char *what, int e)
 static int call_begin(call *c, const char *who, void *stream, size_t bytes)
 {
     *c = (call){who, (cudaStream_t)stream, NULL, 0, NULL};
+    /* A launch's error is read back with cudaGetLastError, which would also
+     * return an earlier failure of the caller's still recorded on this
+     * thread and blame our launch for it: clear that first (sticky errors
+     * are not cleared; they fail the calls below, as they should). */
+    cudaGetLastError();
     size_t need = 256 + (bytes + 8 * 255);  /* room for take()'s rounding */
     cudaError_t e = cudaMallocAsync((void **)&c->ws, need, c->stream);
     if (e == cudaErrorMemoryAllocation) {
@@ -162,8 +173,6 @@ static int call_fail(call *c, const char *what, int e)
         if (launch_status_ != 0)                                               \
             return call_fail((c), (what), launch_status_);                     \
     } while (0)
-
-#define NO_NOTE 0x7f7f7f7f /* what cudaMemsetAsync(0x7f) leaves: no channel */
 
 /* Waits for the call's work, frees the workspace, reports the first noted
  * error (kinds in order of precedence; `out` names the output array). */
@@ -243,10 +252,13 @@ static int backward_train(const char *who, int dtype, int relu, void *dx, float 
                           const float *mean, const float *invstd, const float *gamma,
                           const bn_desc *d, void *stream)
 {
+    if (relu) {  /* ref's order (ref/relu.c): the shape, dy, y, then the rest */
+        BN_TRY(bn_desc_check(d, 1, NULL, NULL));
+        BN_REQUIRE_IN(who, dy);
+        BN_REQUIRE_IN(who, y);
+    }
     BN_TRY(bn_check_backward_train_args(who, d, dx, dgamma, dbeta, dy, x, mean, invstd,
                                         gamma));
-    if (relu)
-        BN_REQUIRE_IN(who, y);
     bn_cu_shape s;
     BN_TRY(shape_check(who, d, dtype, &s));
     BN_TRY(need_device(who));
@@ -273,8 +285,9 @@ int bn_running_update_cuda(float *running_mean, float *running_var, size_t *num_
     const char *who = __func__;
     BN_TRY(bn_check_running_args(who, running_mean, running_var, num_batches, mean,
                                  var_biased, C, m, rule, momentum));
-    if (C >= INT_MAX)
-        BN_ERROR(BN_EOVERFLOW, "%s: C = %zu: cuda/ indexes channels with an int", who, C);
+    if (C >= NO_NOTE)  /* see NO_NOTE */
+        BN_ERROR(BN_EOVERFLOW, "%s: C = %zu: cuda/ notes errors by channel in an int "
+                 "(C < %d)", who, C, NO_NOTE);
     BN_TRY(need_device(who));
     call c;
     BN_TRY(call_begin(&c, who, stream, 0));

@@ -369,17 +369,30 @@ __global__ static void infer_prep(bn_cu_coefs *cf, float *center, float *invstd,
     center[c] = mean[c], invstd[c] = (float)s;
 }
 
+/* All channels or none, as ref/ and fast/: the running statistics are the
+ * model's state, and a caller that gets BN_EDOM (and does not count the
+ * batch in num_batches) must find them as they were. Channels are checked
+ * across blocks, so in two launches: commit = 0 notes every channel's
+ * error without writing; commit = 1 (stream-ordered after it) writes only
+ * when no error at all was noted. */
 __global__ static void running(float *running_mean, float *running_var, const float *mean,
                                const float *var_biased, long long C, int rule,
-                               double momentum, double count, double m, int *err)
+                               double momentum, double count, double m, int *err,
+                               int commit)
 {
     long long c = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (c >= C)
         return;
-    int e = bn_cu_running_one(&running_mean[c], &running_var[c], mean[c], var_biased[c],
-                              rule, momentum, count, m);
+    if (commit)
+        for (int k = 0; k < BN_CU_NERR; k++)
+            if (err[k] < C)  /* noted; "none" is 0x7f7f7f7f > C (cuda_api.c) */
+                return;
+    float rm = running_mean[c], rv = running_var[c];
+    int e = bn_cu_running_one(&rm, &rv, mean[c], var_biased[c], rule, momentum, count, m);
     if (e)
         note(err, e, c);
+    else if (commit)
+        running_mean[c] = rm, running_var[c] = rv;
 }
 
 /* ------------------------------------------------------------ launchers */
@@ -534,7 +547,13 @@ extern "C" int bn_cu_running_launch(float *running_mean, float *running_var,
                                     long long C, int rule, double momentum, double count,
                                     double m, int *err, void *stream)
 {
-    running<<<per_channel_blocks(C), 256, 0, as_stream(stream)>>>(
-        running_mean, running_var, mean, var_biased, C, rule, momentum, count, m, err);
-    return (int)cudaGetLastError();
+    for (int commit = 0; commit < 2; commit++) {  /* check, then write (see running) */
+        running<<<per_channel_blocks(C), 256, 0, as_stream(stream)>>>(
+            running_mean, running_var, mean, var_biased, C, rule, momentum, count, m, err,
+            commit);
+        int e = (int)cudaGetLastError();
+        if (e)
+            return e;
+    }
+    return 0;
 }

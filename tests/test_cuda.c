@@ -17,9 +17,12 @@
  *   2. adversarial inputs: 1e7 + small integers, a constant channel, a
  *      first value 1e4 sigma out, magnitudes 1e-18 and 1e19; NaN, Inf and
  *      overflow come back as BN_EDOM naming the channel;
- *   3. repeatability (bit-identical reruns, in place) and the run-time switch
- *      (host arrays staged through the device) against the device API;
- *   4. 16-bit data (fp16, bf16) with float statistics against ref.
+ *   3. repeatability (bit-identical reruns, in place, on a non-blocking
+ *      stream) and the run-time switch (host arrays staged through the
+ *      device) against the device API;
+ *   4. 16-bit data (fp16, bf16) with float statistics against ref: forward,
+ *      fused backward, inference forward and backward, dgamma and dbeta.
+ * A failed running update leaves every channel as it was (group 1).
  *
  * Tolerances, in u = 2^-24, derived next to their definitions from the
  * rounding model of cuda/bn_cuda_math.h (whose formulas test_cuda_math.c
@@ -29,6 +32,7 @@
  * Run: make check, or build/tests/test_cuda.
  */
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,7 +311,10 @@ static void check_inference(prob *p)
     ck_assert_uint_eq(cmp_f32("inference y vs ref", y, Y, n, 6 * U * scale_y, 0), 0);
     ck_assert_uint_eq(cmp_f32("inference dx vs ref", dx, DX, n, 0, 3 * U), 0);
     if (aff) {
-        ck_assert_uint_eq(cmp_f32("inference dgamma vs ref", dgam, DG, C, 3 * U * abs_dyx, 0), 0);
+        /* xhat in float: x - mean, invstd rounded to float (ref keeps it in
+         * double) and their product, 3u; times dy, summed in double, rounded
+         * once: 4u of Σ|dy·xhat| */
+        ck_assert_uint_eq(cmp_f32("inference dgamma vs ref", dgam, DG, C, 4 * U * abs_dyx, 0), 0);
         ck_assert_uint_eq(cmp_f32("inference dbeta vs ref", dbet, DB, C, 2 * U * abs_dy, 0), 0);
     }
     float *bufs[] = {dx_, ddy, dg_, db_, dpm, dpv, dy_out, ddx, ddg, ddb};
@@ -384,6 +391,22 @@ START_TEST(running_update_every_rule)
         ck_assert_uint_eq(cmp_f32("running_var vs ref", rv, RV, C, 0, 2 * U), 0);
         cudaFree(drm), cudaFree(drv);
     }
+    /* All channels or none (as ref and fast): a bad channel 3 must leave
+     * every channel, and the counter, as they were. */
+    float bad_var[C] = {2, 0.25f, 1e-6f, -1, 7}, rm[C] = {0, 1, 2, 3, 4}, rv[C] = {1, 1, 0.5f, 4, 1};
+    float rm2[C], rv2[C], *dbv = dput(bad_var, C), *drm = dput(rm, C), *drv = dput(rv, C);
+    size_t nb = 3;
+    errors_quiet();
+    int st = bn_running_update_cuda(drm, drv, &nb, dm, dbv, C, 10,
+                                    BN_RUNNING_MOMENTUM_NEW_UNBIASED, 0.1, NULL);
+    errors_loud();
+    ck_assert_int_eq(st, BN_EDOM);
+    ck_assert_ptr_nonnull(strstr(bn_last_error(), "channel 3"));
+    dget(rm2, drm, C), dget(rv2, drv, C);
+    ck_assert_msg(memcmp(rm, rm2, sizeof rm) == 0 && memcmp(rv, rv2, sizeof rv) == 0,
+                  "running statistics changed by a failed update");
+    ck_assert_uint_eq(nb, 3);
+    cudaFree(dbv), cudaFree(drm), cudaFree(drv);
     cudaFree(dm), cudaFree(dv);
 }
 END_TEST
@@ -508,7 +531,19 @@ START_TEST(reruns_in_place_and_switch_are_bit_identical)
     ck_assert_msg(memcmp(y1, y2, n * 4) == 0, "in place (y = x) differs");
     ck_assert_int_eq(bn_forward_train(BN_IMPL_CUDA, y3, m, v, s, p.x, p.g, p.b, &d), BN_OK);
     ck_assert_msg(memcmp(y1, y3, n * 4) == 0, "the switch (host arrays) differs");
-    printf("  %s: rerun, in place and the switch bit-identical\n", desc_str(&d));
+    /* On a non-blocking stream (not ordered with the legacy default stream):
+     * a memset, copy or launch of the call that went to stream 0 instead of
+     * the caller's could race with the rest and change the result. */
+    cudaStream_t strm;
+    ck_assert(cudaStreamCreateWithFlags(&strm, cudaStreamNonBlocking) == cudaSuccess);
+    ck_assert(cudaMemsetAsync(dy2, 0xff, n * 4, strm) == cudaSuccess);  /* NaN: stale y shows */
+    ck_assert_int_eq(bn_forward_train_cuda(dy2, dm, dv, di, dx_, dg, db, &d, strm), BN_OK);
+    ck_assert(cudaMemcpyAsync(y3, dy2, n * 4, cudaMemcpyDeviceToHost, strm) == cudaSuccess);
+    ck_assert(cudaStreamSynchronize(strm) == cudaSuccess);
+    ck_assert_msg(memcmp(y1, y3, n * 4) == 0, "on a non-blocking stream differs");
+    ck_assert(cudaStreamDestroy(strm) == cudaSuccess);
+    printf("  %s: rerun, in place, the switch and a non-blocking stream bit-identical\n",
+           desc_str(&d));
     float *bufs[] = {dx_, dg, db, dy1, dy2, dm, dv, di};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
         cudaFree(bufs[k]);
@@ -633,7 +668,8 @@ START_TEST(half_precision_matches_ref)
     for (size_t k = 0; k < n; k++)
         Yd[k] = got[k];  /* the device's 16-bit ReLU output: its mask */
     ck_assert_int_eq(bn_backward_train_relu_ref(DX, DG, DB, p.DY, Yd, p.X, MEAN, INV, p.G, &d), BN_OK);
-    double scale_dx = 0, *xs = dalloc(p.m), *dys = dalloc(p.m), *ys = dalloc(p.m);
+    double scale_dx = 0, abs_dz = 0, abs_dzx = 0;
+    double *xs = dalloc(p.m), *dys = dalloc(p.m), *ys = dalloc(p.m);
     for (size_t c = 0; c < C; c++) {  /* the float path's bound, as check_training */
         channel_values(xs, p.X, &d, c), channel_values(dys, p.DY, &d, c);
         channel_values(ys, Yd, &d, c);
@@ -643,15 +679,47 @@ START_TEST(half_precision_matches_ref)
             sdz += fabs(dz), sdzx += fabs(dz * xh), sx += fabs(xh);
             mdz = fmax(mdz, fabs(dz)), mx = fmax(mx, fabs(xh));
         }
+        abs_dz = fmax(abs_dz, sdz), abs_dzx = fmax(abs_dzx, sdzx);
         scale_dx = fmax(scale_dx, fabs(p.G[c]) * INV[c] *
                                       (mdz + sdz / p.m + (mx + sx / p.m) * sdzx / p.m));
     }
-    free(xs), free(dys), free(ys);
     ck_assert(cudaMemcpy(hout, ddx, n * 2, cudaMemcpyDeviceToHost) == cudaSuccess);
     for (size_t k = 0; k < n; k++)
         got[k] = bf ? bf16_value((bn_bf16){hout[k].bits}) : f16_value(hout[k]);
     /* 8u of the float path's scale, then one rounding to 16 bits (u16) */
     ck_assert_uint_eq(cmp_f32("dx (16-bit) vs ref", got, DX, n, 8 * U * scale_dx, u16), 0);
+    /* dgamma, dbeta are float outputs of exact 16-bit inputs: the float
+     * path's bounds (check_training), no 16-bit rounding */
+    float *dgam = falloc(C), *dbet = falloc(C);
+    dget(dgam, ddg, C), dget(dbet, ddb, C);
+    ck_assert_uint_eq(cmp_f32("dgamma (16-bit data) vs ref", dgam, DG, C, 3 * U * abs_dzx, 0), 0);
+    ck_assert_uint_eq(cmp_f32("dbeta (16-bit data) vs ref", dbet, DB, C, 2 * U * abs_dz, 0), 0);
+    /* inference backward: dx = a·dy rounded to 16 bits; dgamma, dbeta as
+     * check_inference (the 16-bit instantiation of these kernels runs
+     * nowhere else) */
+    st = bf ? bn_backward_infer_cuda_bf16(ddx, ddg, ddb, ddy, dx_, dg, dpm, dpv, &d, NULL)
+            : bn_backward_infer_cuda_f16(ddx, ddg, ddb, ddy, dx_, dg, dpm, dpv, &d, NULL);
+    ck_assert_msg(st == BN_OK, "%s", bn_last_error());
+    ck_assert_int_eq(bn_backward_infer_ref(DX, DG, DB, p.DY, p.X, p.G, p.PM, p.PV, &d), BN_OK);
+    ck_assert(cudaMemcpy(hout, ddx, n * 2, cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (size_t k = 0; k < n; k++)
+        got[k] = bf ? bf16_value((bn_bf16){hout[k].bits}) : f16_value(hout[k]);
+    dget(dgam, ddg, C), dget(dbet, ddb, C);
+    double abs_dy = 0, abs_dyx = 0;
+    for (size_t c = 0; c < C; c++) {
+        double s = 1 / sqrt(p.PV[c] + d.eps), sdy = 0, sdyx = 0;
+        channel_values(xs, p.X, &d, c), channel_values(dys, p.DY, &d, c);
+        for (size_t i = 0; i < p.m; i++)
+            sdy += fabs(dys[i]), sdyx += fabs(dys[i] * (xs[i] - p.PM[c]) * s);
+        abs_dy = fmax(abs_dy, sdy), abs_dyx = fmax(abs_dyx, sdyx);
+    }
+    /* fl(a·dy): 3u, then one rounding to 16 bits (u16) */
+    ck_assert_uint_eq(cmp_f32("inference dx (16-bit) vs ref", got, DX, n, 0, 3 * U + u16), 0);
+    ck_assert_uint_eq(cmp_f32("inference dgamma (16-bit data) vs ref", dgam, DG, C,
+                              4 * U * abs_dyx, 0), 0);  /* 4u: as check_inference */
+    ck_assert_uint_eq(cmp_f32("inference dbeta (16-bit data) vs ref", dbet, DB, C,
+                              2 * U * abs_dy, 0), 0);
+    free(xs), free(dys), free(ys), free(dgam), free(dbet);
     /* inference forward: y = a·(x - mean) + beta, rounded to 16 bits */
     st = bf ? bn_forward_infer_cuda_bf16(dout, dx_, dg, db, dpm, dpv, &d, NULL)
             : bn_forward_infer_cuda_f16(dout, dx_, dg, db, dpm, dpv, &d, NULL);
@@ -718,8 +786,18 @@ START_TEST(bad_arguments_without_a_device)
     expect(BN_ESINGLE, "m' = N·H·W = 1",
            bn_forward_train_relu_cuda_bf16(hb, m, v, NULL, hb, g, b, &one, NULL));
     expect(BN_EFAULT, "'var'", bn_backward_infer_cuda_f16(h, a, a, h, h, g, m, NULL, &d, NULL));
+    /* dx and y both NULL: ref's fused backward checks y before dx (ref/relu.c) */
+    double A[64] = {0};
+    expect(BN_EFAULT, "'y'", bn_backward_train_relu_ref(NULL, A, A, A, NULL, A, A, A, A, &d));
+    expect(BN_EFAULT, "'y'", bn_backward_train_relu_cuda(NULL, a, a, a, NULL, x, m, v, g, &d, NULL));
+    /* C >= 0x7f7f7f7f: the "no error" note's value; a channel index that
+     * large could not be noted, so its error would be lost */
+    bn_desc wide = bn_desc_make(2, 0x7f7f7f7f, 1, 1, BN_NHWC, 1e-5);
+    expect(BN_EOVERFLOW, "too large", bn_forward_infer_cuda(y, x, g, b, m, v, &wide, NULL));
+    expect(BN_EOVERFLOW, "C < ", bn_running_update_cuda(a, a, NULL, m, v, 0x7f7f7f7f, 4,
+                                                        BN_RUNNING_MOMENTUM_OLD_BIASED, 0.1, NULL));
     errors_loud();
-    printf("  17 bad calls (4 of them 16-bit): ref's statuses and messages, no device needed\n");
+    printf("  21 bad calls (4 of them 16-bit): ref's statuses and messages, no device needed\n");
 }
 END_TEST
 
@@ -796,6 +874,11 @@ START_TEST(launch_shapes_are_sane)
     a = bn_cu_shape_of(&nchw);
     ck_assert(a.threads == 256 && a.blocks == 25);
     bn_cuda_force_launch(0, 0);
+    /* 2^28 channels x 512 blocks would be a 2^37-block grid: P is cut so
+     * that gridDim.x = P·C stays <= INT_MAX (2^31 - 1 is the hardware's) */
+    bn_desc huge = bn_desc_make(1 << 20, 1 << 28, 1, 2, BN_NCHW, 1e-5);
+    bn_cu_shape h = bn_cu_shape_of(&huge);
+    ck_assert(h.blocks >= 1 && (long long)h.blocks * h.C <= INT_MAX);
     printf("  NCHW %d x %d, NHWC %d x %d, (N, D) %d x %d (threads x blocks per channel)\n",
            a.threads, a.blocks, b.threads, b.blocks, c.threads, c.blocks);
 }
