@@ -207,7 +207,7 @@ typedef struct {
     size_t C, m;          /* channels; values per channel m' = N·H·W */
     size_t group, groups; /* channels per group; number of groups */
     size_t chunk, chunks; /* pixels per chunk; number of chunks (NCHW: 1) */
-    size_t ahead;         /* NCHW: prefetch the group this many ahead */
+    size_t ahead;         /* NCHW: prefetch the group this many ahead (0: none) */
     bn_rows rows;         /* NCHW: the rows of every item */
     int stream;           /* non-temporal stores */
     int parallel;         /* large enough to share among threads */

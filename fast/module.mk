@@ -39,7 +39,12 @@ $(FAST_BENCH): $(BUILD)/obj/fast/bench.o $(LIB_A)
 all: $(FAST_BENCH)
 
 # BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick --no-ref".
+# The output is kept in out/bench/bench.txt, headed by a "# note:" line (CPU,
+# cores, date, load) that plots/speedup.gp prints under its title.
 .PHONY: bench
 bench: $(FAST_BENCH)
 	@echo "make bench: $(if $(FAST_DNNL),oneDNN found (libdnnl),SKIP: oneDNN: libdnnl-dev is not installed) ; machine load: $$(cut -d' ' -f1-3 /proc/loadavg)"
-	$(FAST_BENCH) $(BENCH_ARGS)
+	@mkdir -p out/bench
+	bash -o pipefail -c '{ echo "# note: $$(sed -n "s/^model name[^:]*: *//p" /proc/cpuinfo | head -n 1), $$(nproc) cores, $$(date +%F), load $$(cut -d" " -f1 /proc/loadavg)"; \
+	    $(FAST_BENCH) $(BENCH_ARGS); } | tee out/bench/bench.txt'
+	@echo "make bench: log in out/bench/bench.txt; draw it: make plots BENCH_LOG=out/bench/bench.txt"
