@@ -158,9 +158,14 @@ OUTDIR   ?= $(if $(QUICK),out/quick,out)
 DATADIR  := $(OUTDIR)/data
 FIGDIR   := $(OUTDIR)/figures
 CHAPTERS := $(filter $(PROG_SRC:chapters/%.c=%),$(basename $(notdir $(wildcard plots/*.gp))))
-FIGURES  := $(foreach c,$(CHAPTERS),$(FIGDIR)/$(c).png $(FIGDIR)/$(c).pdf)
+# speedup: fast/ against ref/ and oneDNN, drawn from a `make bench` log
+# (default: the committed measurement, so the figure is the same everywhere;
+# BENCH_LOG=out/bench/bench.txt draws your own run).
+BENCH_LOG ?= plots/measured/bench.txt
+FIGS     := $(CHAPTERS) speedup
+FIGURES  := $(foreach c,$(FIGS),$(FIGDIR)/$(c).png $(FIGDIR)/$(c).pdf)
 
-plots: $(if $(HAVE_GNUPLOT),$(FIGURES),$(CHAPTERS:%=$(DATADIR)/%.dat))
+plots: $(if $(HAVE_GNUPLOT),$(FIGURES),$(FIGS:%=$(DATADIR)/%.dat))
 ifeq ($(HAVE_GNUPLOT),1)
 	@echo "make plots: $(words $(FIGURES)) figures in $(FIGDIR)/: $(notdir $(FIGURES))"
 	@echo "make plots: their numbers in $(DATADIR)/ (delete a .dat to rerun its chapter)"
@@ -172,8 +177,12 @@ $(DATADIR)/%.dat: $(BUILD)/bin/%
 	@mkdir -p $(@D)
 	$< --seed 1 $(PLOT_ARGS_$*) $(if $(QUICK),$(QUICK_ARGS_$*)) --out $@
 
+$(DATADIR)/speedup.dat: $(BENCH_LOG) scripts/bench_speedup.awk
+	@mkdir -p $(@D)
+	awk -f scripts/bench_speedup.awk $(BENCH_LOG) > $@
+
 # Kept: make would delete them as intermediate files of the chain above.
-.SECONDARY: $(CHAPTERS:%=$(DATADIR)/%.dat)
+.SECONDARY: $(FIGS:%=$(DATADIR)/%.dat)
 
 # One gnuplot run writes both files (a pattern rule with two targets).
 $(FIGDIR)/%.png $(FIGDIR)/%.pdf: $(DATADIR)/%.dat plots/%.gp
