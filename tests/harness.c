@@ -212,3 +212,30 @@ void skip(const char *what, const char *why)
     printf("SKIP: %s: %s\n", what, why);
     fflush(stdout);
 }
+
+static bn_impl not_built_impl;
+static const char *not_built_what;
+
+START_TEST(impl_not_built)
+{
+    const char *why;
+    ck_assert_int_eq(bn_impl_available(not_built_impl, &why), 0);
+    float a[8] = {0};
+    bn_desc d = bn_desc_make(2, 1, 2, 2, BN_NCHW, 1e-5);
+    errors_quiet();
+    ck_assert_int_eq(bn_forward_train(not_built_impl, a, a, a, a, a, a, a, &d), BN_ENOIMPL);
+    errors_loud();
+    skip(not_built_what, why);
+}
+END_TEST
+
+int run_not_built(bn_impl impl, const char *name, const char *what)
+{
+    not_built_impl = impl, not_built_what = what;
+    Suite *s = suite_create(name);
+    TCase *tc = tcase_create("skip");
+    tcase_add_test(tc, impl_not_built);
+    suite_add_tcase(s, tc);
+    Suite *suites[] = {s};
+    return run_suites(suites, 1) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -99,4 +99,10 @@ int run_suites(Suite **suites, int n);
 /* Prints a SKIP line with its reason: a skipped test says so, never passes. */
 void skip(const char *what, const char *why);
 
+/* The whole main of a test program whose implementation (BN_IMPL_FAST or
+ * BN_IMPL_CUDA) is not built in: one suite, `name`, that checks that
+ * bn_impl_available says so and that the float switch answers BN_ENOIMPL,
+ * then prints "SKIP: <what>: <why>". Returns main's exit status. */
+int run_not_built(bn_impl impl, const char *name, const char *what);
+
 #endif

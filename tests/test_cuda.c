@@ -950,26 +950,5 @@ int main(void)
 
 #else /* no cuda/ in this build (no nvcc) */
 
-START_TEST(cuda_not_built)
-{
-    const char *why;
-    ck_assert_int_eq(bn_impl_available(BN_IMPL_CUDA, &why), 0);
-    float a[8] = {0};
-    bn_desc d = bn_desc_make(2, 1, 2, 2, BN_NCHW, 1e-5);
-    errors_quiet();
-    ck_assert_int_eq(bn_forward_train(BN_IMPL_CUDA, a, a, a, a, a, a, a, &d), BN_ENOIMPL);
-    errors_loud();
-    skip("cuda/ against ref", why);
-}
-END_TEST
-
-int main(void)
-{
-    Suite *s = suite_create("cuda: not built");
-    TCase *tc = tcase_create("skip");
-    tcase_add_test(tc, cuda_not_built);
-    suite_add_tcase(s, tc);
-    Suite *suites[] = {s};
-    return run_suites(suites, 1) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+int main(void) { return run_not_built(BN_IMPL_CUDA, "cuda: not built", "cuda/ against ref"); }
 #endif

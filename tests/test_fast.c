@@ -925,21 +925,5 @@ int main(void)
 
 #else /* no fast/ in this build */
 
-START_TEST(fast_not_built)
-{
-    const char *why;
-    ck_assert_int_eq(bn_impl_available(BN_IMPL_FAST, &why), 0);
-    skip("fast/ against ref", why);
-}
-END_TEST
-
-int main(void)
-{
-    Suite *s = suite_create("fast: not built");
-    TCase *tc = tcase_create("skip");
-    tcase_add_test(tc, fast_not_built);
-    suite_add_tcase(s, tc);
-    Suite *suites[] = {s};
-    return run_suites(suites, 1) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+int main(void) { return run_not_built(BN_IMPL_FAST, "fast: not built", "fast/ against ref"); }
 #endif
