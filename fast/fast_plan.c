@@ -10,7 +10,8 @@
  *
  *   NCHW  a channel is N rows of H·W contiguous values, 392 KiB for
  *         ResNet-50's largest layers at N = 32: one thread runs steps 1-3
- *         on one channel, back to back, and the second read hits L2. Small
+ *         on one channel, back to back, and the second read hits L2; step
+ *         1 reads several rows side by side (kernels.h, plan_blocks). Small
  *         planes (H·W < 256): the same for a group of 16·k channels
  *         (~256 KiB), whose planes in each image are one contiguous run;
  *         the output goes along the runs, in whole cache lines, instead of

@@ -21,8 +21,11 @@
  *     accumulators per quantity (channels-last: four rows added as a tree
  *     before they meet one accumulator), so that one float sum adds at most
  *     32 terms (64 on the 8-lane paths): an error of at most ~64 roundings
- *     of the sum of their magnitudes. Each block's result then goes into
- *     double accumulators, block after block.
+ *     of the sum of their magnitudes. (NCHW planes of 256 values and up:
+ *     a block is 8 rows side by side, 4 on the 8-lane paths, half that in
+ *     the backward, with one accumulator per row: again at most 32 terms.)
+ *     Each block's result then goes into double accumulators, block after
+ *     block.
  *   - The variance is never E[x²] - E[x]². A block's moments come from the
  *     sums of d = x - c and d² about a shift c near its mean (block_result):
  *     mean = c + Σd/n, M2 = Σd² - (Σd)²/n, whose rounding grows with
@@ -130,18 +133,42 @@ static inline vf load_cols(const float *p, size_t width)
 
 /* ------------------------------------------------ blocks of one channel */
 
-/* The fixed blocks of one NCHW channel (r.rows rows of r.len values): a
- * long row (>= BN_FAST_BLOCK values) is cut into equal pieces, short rows
- * are taken `rows_per` at a time. Block (n, i) covers rows [n, n + rows)
- * and values [i, i + len) of each. */
+/* The fixed blocks of one NCHW channel (r.rows rows of r.len values).
+ * Block (n, i) covers rows [n, n + rows_per) and values [i, i + piece) of
+ * each:
+ *   - long rows (>= IL_MIN_LEN values: planes of 16x16 and up) go
+ *     IL_ROWS rows side by side, cut into pieces of ~2048/IL_ROWS values
+ *     (il = 1): the rows are then read as IL_ROWS streams at once. One
+ *     core reads one NCHW plane after another at ~12 GB/s, because the
+ *     prefetcher starts over at every 12 KiB plane, and 8 planes side by
+ *     side at ~23 GB/s (docs/performance.md, design 9);
+ *   - a single long row (C = 1, or N = 1) is cut into equal pieces;
+ *   - short rows are taken `rows_per` at a time. */
+#if VL == 16
+#define IL_ROWS 8
+#else
+#define IL_ROWS 4  /* 16 registers: 8 accumulators is what fits */
+#endif
+/* the backward reads two arrays (three with ReLU): half the rows make as
+ * many streams (256x56x56 gradient sums: 9.3-10.1 ms with 4 rows, 10.4-10.9
+ * with 8) */
+#define IL_ROWS_GRAD (IL_ROWS / 2)
+#define IL_MIN_LEN 256
+
 typedef struct {
     size_t rows_per, piece;
+    int il;
 } block_plan;
 
-static inline block_plan plan_blocks(bn_rows r)
+static inline block_plan plan_blocks(bn_rows r, size_t il_rows)
 {
-    block_plan b = {1, r.len};
-    if (r.len >= BN_FAST_BLOCK) {
+    block_plan b = {1, r.len, 0};
+    if (r.len >= IL_MIN_LEN && r.rows > 1) {
+        size_t pieces = (r.len * il_rows + BN_FAST_BLOCK - 1) / BN_FAST_BLOCK;
+        b.rows_per = il_rows;
+        b.piece = ((r.len + pieces - 1) / pieces + 15) / 16 * 16;
+        b.il = 1;
+    } else if (r.len >= BN_FAST_BLOCK) {
         size_t pieces = (r.len + BN_FAST_BLOCK - 1) / BN_FAST_BLOCK;
         b.piece = ((r.len + pieces - 1) / pieces + 15) / 16 * 16;
     } else {
@@ -260,6 +287,33 @@ static inline void block_sums_centered(vf *sum_d, vf *sum_d2, const float *x,
     *sum_d2 = v_add(v_add(s0.d2, s1.d2), v_add(s2.d2, s3.d2));
 }
 
+/* Σ d and Σ d², d = x - c, over IL_ROWS rows × len values read side by
+ * side, vector i of every row before vector i + 1 of any (one accumulator
+ * pair per row: len/VL <= 32 terms per float sum); the rows' sums are
+ * added as a tree, in a fixed order. */
+BN_NOINLINE static void block_sums_rows(vf *sum_d, vf *sum_d2, const float *x, size_t len,
+                                        size_t stride, vf c)
+{
+    sums2 a[IL_ROWS];
+    for (size_t j = 0; j < IL_ROWS; j++)
+        a[j] = (sums2){v_zero(), v_zero()};
+    size_t i = 0;
+    for (; i + VL <= len; i += VL)
+#pragma GCC unroll 8
+        for (size_t j = 0; j < IL_ROWS; j++)
+            a[j] = sums2_add(a[j], v_sub(v_load(x + j * stride + i), c));
+    if (i < len)
+#pragma GCC unroll 8
+        for (size_t j = 0; j < IL_ROWS; j++)
+            a[j] = sums2_add(a[j], v_keep_n(v_sub(v_load_n(x + j * stride + i, len - i), c),
+                                            len - i));
+    for (size_t h = IL_ROWS / 2; h >= 1; h /= 2)
+#pragma GCC unroll 8
+        for (size_t j = 0; j < h; j++)
+            a[j] = (sums2){v_add(a[j].d, a[j + h].d), v_add(a[j].d2, a[j + h].d2)};
+    *sum_d = a[0].d, *sum_d2 = a[0].d2;
+}
+
 /* The mean of rows × len values, rounded to float: K + Σ (x - K)/n with K
  * the first value (exact for values near K, so a large common offset costs
  * nothing). */
@@ -292,12 +346,15 @@ static bn_moments block_moments_two_pass(const float *x, size_t rows, size_t len
  * moments to within the same few roundings; which one runs depends on the
  * data only. */
 static bn_moments block_moments(const float *x, size_t rows, size_t len,
-                                size_t stride, float shift, block_at at,
+                                size_t stride, float shift, int il, block_at at,
                                 bn_ahead ahead)
 {
     double n = (double)(rows * len), inv_n = 1.0 / n;
     vf s1, s2;
-    block_sums_centered(&s1, &s2, x, rows, len, stride, v_set1(shift), at, ahead);
+    if (il && rows == IL_ROWS)
+        block_sums_rows(&s1, &s2, x, len, stride, v_set1(shift));
+    else
+        block_sums_centered(&s1, &s2, x, rows, len, stride, v_set1(shift), at, ahead);
     double S1 = v_sum_d(s1), S2 = v_sum_d(s2), delta = S1 * inv_n;
     bn_moments b = block_result(n, inv_n, shift, S1, S2);
     bn_ahead none = {{NULL}, 0};  /* already asked for */
@@ -317,14 +374,14 @@ static bn_moments block_moments(const float *x, size_t rows, size_t len,
 static bn_moments moments_nchw(const float *x, bn_rows r, bn_ahead ahead)
 {
     bn_moments acc = {0, 0, 0};
-    block_plan b = plan_blocks(r);
+    block_plan b = plan_blocks(r, IL_ROWS);
     for (size_t n = 0; n < r.rows; n += b.rows_per)
         for (size_t i = 0; i < r.len; i += b.piece) {
             const float *xb = x + n * r.stride + i;
             size_t rows = min_size(b.rows_per, r.rows - n), len = min_size(b.piece, r.len - i);
             block_at at = {n, i};
             float shift = acc.n ? (float)acc.mean : mean_shifted(xb, 1, len, r.stride);
-            bn_moments_merge(&acc, block_moments(xb, rows, len, r.stride, shift, at, ahead));
+            bn_moments_merge(&acc, block_moments(xb, rows, len, r.stride, shift, b.il, at, ahead));
         }
     return acc;
 }
@@ -904,13 +961,70 @@ BN_NOINLINE static void grad_sums_long(double sums[3], const float *dy, const fl
     }
     grad_block_end(sums, a0, a1, a2, a3);
 }
+/* long rows, IL_ROWS of them side by side (block_plan): vector i of every
+ * row before vector i + 1 of any, row j into a[j], the rows' sums added
+ * as a tree in a fixed order (as block_sums_rows). Inlined twice, with
+ * and without y, so that the loop has no test for y and keeps its 24
+ * accumulators in registers. */
+static inline __attribute__((always_inline)) void grad_sums_rows_(
+    double sums[3], const float *dy, const float *y, const float *x, size_t len,
+    size_t stride, vf center, vf s)
+{
+    vf g[IL_ROWS_GRAD], gx[IL_ROWS_GRAD], xh[IL_ROWS_GRAD];  /* Σ dz, Σ dz·xhat, Σ xhat of row j */
+    for (size_t j = 0; j < IL_ROWS_GRAD; j++)
+        g[j] = gx[j] = xh[j] = v_zero();
+    size_t i = 0, w = len % VL;
+    for (; i + VL <= len; i += VL)
+#pragma GCC unroll 8
+        for (size_t j = 0; j < IL_ROWS_GRAD; j++) {
+            vf dz = dz_vec(dy, y, j * stride + i);
+            vf xhat = v_mul(v_sub(v_load(x + j * stride + i), center), s);
+            g[j] = v_add(g[j], dz), gx[j] = v_fma(dz, xhat, gx[j]), xh[j] = v_add(xh[j], xhat);
+        }
+    if (w)
+#pragma GCC unroll 8
+        for (size_t j = 0; j < IL_ROWS_GRAD; j++) {
+            vf dz = dz_vec_n(dy, y, j * stride + i, w);
+            vf xhat = v_keep_n(v_mul(v_sub(v_load_n(x + j * stride + i, w), center), s), w);
+            g[j] = v_add(g[j], dz), gx[j] = v_fma(dz, xhat, gx[j]), xh[j] = v_add(xh[j], xhat);
+        }
+    for (size_t h = IL_ROWS_GRAD / 2; h >= 1; h /= 2)
+#pragma GCC unroll 8
+        for (size_t j = 0; j < h; j++)
+            g[j] = v_add(g[j], g[j + h]), gx[j] = v_add(gx[j], gx[j + h]),
+            xh[j] = v_add(xh[j], xh[j + h]);
+    sums[0] += v_sum_d(g[0]);
+    sums[1] += v_sum_d(gx[0]);
+    sums[2] += v_sum_d(xh[0]);
+}
+
+BN_NOINLINE static void grad_sums_rows(double sums[3], const float *dy, const float *x,
+                                       size_t len, size_t stride, vf center, vf s)
+{
+    grad_sums_rows_(sums, dy, NULL, x, len, stride, center, s);
+}
+
+BN_NOINLINE static void grad_sums_rows_relu(double sums[3], const float *dy, const float *y,
+                                            const float *x, size_t len, size_t stride,
+                                            vf center, vf s)
+{
+    grad_sums_rows_(sums, dy, y, x, len, stride, center, s);
+}
 #undef SUM_AT
 #undef SUM_TAIL
 
 static inline vf grad_block(double sums[3], float *dx, const float *dy, const float *y,
                             const float *x, size_t rows, size_t len, size_t stride,
-                            vf center, vf s, vf a, int stream, block_at at, bn_ahead ahead)
+                            vf center, vf s, vf a, int stream, int il, block_at at,
+                            bn_ahead ahead)
 {
+    if (!dx && il && rows == IL_ROWS_GRAD) {
+        if (y)
+            grad_sums_rows_relu(sums, dy, y, x, len, stride, center, s);
+        else
+            grad_sums_rows(sums, dy, x, len, stride, center, s);
+        return v_zero();
+    }
     if (!dx && !ahead.p[0]) {
         (len < 4 * VL ? grad_sums_short : grad_sums_long)(sums, dy, y, x, rows, len, stride,
                                                            center, s);
@@ -926,7 +1040,7 @@ static int grad_sums_nchw(double *sums, float *dx, const float *dy, const float 
 {
     vf center = v_set1(cf.center[0]), s = v_set1(cf.b[0]);
     vf a = v_set1(dx ? cf.a[0] : 0.0f), fin = v_zero();
-    block_plan b = plan_blocks(r);
+    block_plan b = plan_blocks(r, IL_ROWS_GRAD);
     sums[0] = sums[1] = sums[2] = 0;
     for (size_t n = 0; n < r.rows; n += b.rows_per)
         for (size_t i = 0; i < r.len; i += b.piece) {
@@ -935,7 +1049,7 @@ static int grad_sums_nchw(double *sums, float *dx, const float *dy, const float 
             fin = v_add(fin, grad_block(sums, dx ? dx + o : NULL, dy + o, y ? y + o : NULL,
                                         x + o, min_size(b.rows_per, r.rows - n),
                                         min_size(b.piece, r.len - i), r.stride, center, s,
-                                        a, stream, at, ahead));
+                                        a, stream, b.il, at, ahead));
         }
     return all_finite(fin);
 }

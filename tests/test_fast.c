@@ -248,6 +248,8 @@ static const struct {
     {"N = 1 with H·W > 1", {1, 3, 5, 7, BN_NCHW, 1e-5, 1}},
     {"N = 1 with H·W > 1, NHWC", {1, 3, 5, 7, BN_NHWC, 1e-5, 1}},
     {"rows longer than a block: 2 pieces of 832/808", {2, 3, 40, 41, BN_NCHW, 1e-5, 1}},
+    {"planes >= 256 values read 8 (or 4, 2) rows side by side: 8 + 3 rows, pieces with tails",
+     {11, 2, 17, 19, BN_NCHW, 1e-5, 1}},
     {"many short rows per block (48 of 21)", {50, 3, 3, 7, BN_NCHW, 1e-5, 1}},
     {"3 pixel blocks, C = 40: groups and tails", {3, 40, 9, 11, BN_NHWC, 1e-5, 1}},
     {"7x7 rows, 6 of them: 4 rows at a time + 2", {6, 3, 7, 7, BN_NCHW, 1e-5, 1}},
@@ -436,13 +438,16 @@ END_TEST
  * one pass would leave 2048·32 roundings of 1e8 in M2 ~ 1e8 + 2e3 (a
  * relative error ~1e-2); fast/ sums a channel's first block in two passes
  * (its mean first), and the later blocks about the running mean. The
- * generic tolerances hold. Rows of 64x64 (two blocks each) or NHWC. */
+ * generic tolerances hold. Rows of 64x64 (3 images: two blocks each; 9
+ * images: blocks of 8, 4 or 2 rows side by side, the first about the mean
+ * of its first row's piece), or NHWC. */
 START_TEST(outlier_first_value)
 {
-    if (!use_isa(_i / 2))
+    if (!use_isa(_i / 4))
         return;
     int nhwc = _i % 2;
-    bn_desc d = bn_desc_make(3, 2, 64, 64, nhwc ? BN_NHWC : BN_NCHW, 1e-5);
+    size_t N = _i / 2 % 2 ? 9 : 3;  /* NCHW with 9 images: blocks of rows side by side */
+    bn_desc d = bn_desc_make(N, 2, 64, 64, nhwc ? BN_NHWC : BN_NCHW, 1e-5);
     prob p = prob_new(&d, 18, 0, 1);
     for (size_t c = 0; c < d.C; c++)
         p.x[index_of(&d, 0, c, 0)] = 1e4f;
@@ -669,6 +674,7 @@ static const bn_desc det_shapes[] = {
     {3, 300, 17, 23, BN_NHWC, 1e-5, 1},  /* 2 row sweeps of channels, 2 chunks */
     {32, 48, 7, 7, BN_NCHW, 1e-5, 1},    /* small planes: 2 groups (32 + 16) */
     {32, 32, 10, 10, BN_NCHW, 1e-5, 1},  /* small planes of 4+ vectors: 2 groups of 16 */
+    {9, 16, 20, 25, BN_NCHW, 1e-5, 1},   /* rows side by side: 8 + 1 */
 };
 enum { N_DET = sizeof det_shapes / sizeof det_shapes[0] };
 
@@ -885,7 +891,7 @@ static Suite *adversarial_suite(void)
     tcase_add_loop_test(tc, large_offset_rounds_to_a_constant, 0, N_ISA);
     tcase_add_loop_test(tc, large_offset_random, 0, 2 * N_ISA);
     tcase_add_loop_test(tc, constant_channel, 0, 2 * N_ISA);
-    tcase_add_loop_test(tc, outlier_first_value, 0, 2 * N_ISA);
+    tcase_add_loop_test(tc, outlier_first_value, 0, 4 * N_ISA);
     tcase_add_loop_test(tc, first_row_unlike_the_rest, 0, N_ISA);
     tcase_add_loop_test(tc, nhwc_mean_jumps_between_blocks, 0, N_ISA);
     tcase_add_loop_test(tc, tiny_and_huge_magnitudes, 0, 4 * N_ISA);
