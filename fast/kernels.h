@@ -23,7 +23,8 @@
  *     32 terms (64 on the 8-lane paths): an error of at most ~64 roundings
  *     of the sum of their magnitudes. (NCHW planes of 256 values and up:
  *     a block is 8 rows side by side, 4 on the 8-lane paths, half that in
- *     the backward, with one accumulator per row: again at most 32 terms.)
+ *     the backward, with one accumulator per row: again at most 32 terms,
+ *     64 on the 8-lane paths.)
  *     Each block's result then goes into double accumulators, block after
  *     block.
  *   - The variance is never E[x²] - E[x]². A block's moments come from the
@@ -137,8 +138,9 @@ static inline vf load_cols(const float *p, size_t width)
  * Block (n, i) covers rows [n, n + rows_per) and values [i, i + piece) of
  * each:
  *   - long rows (>= IL_MIN_LEN values: planes of 16x16 and up) go
- *     IL_ROWS rows side by side, cut into pieces of ~2048/IL_ROWS values
- *     (il = 1): the rows are then read as IL_ROWS streams at once. One
+ *     il_rows rows side by side (IL_ROWS for the moments, IL_ROWS_GRAD for
+ *     the gradient sums), cut into pieces of ~2048/IL_ROWS values (il =
+ *     1): the rows are then read as that many streams at once. One
  *     core reads one NCHW plane after another at ~12 GB/s, because the
  *     prefetcher starts over at every 12 KiB plane, and 8 planes side by
  *     side at ~23 GB/s (docs/performance.md, design 9);
@@ -164,7 +166,9 @@ static inline block_plan plan_blocks(bn_rows r, size_t il_rows)
 {
     block_plan b = {1, r.len, 0};
     if (r.len >= IL_MIN_LEN && r.rows > 1) {
-        size_t pieces = (r.len * il_rows + BN_FAST_BLOCK - 1) / BN_FAST_BLOCK;
+        /* pieces of ~2048/IL_ROWS values whatever il_rows: a float sum
+         * adds at most 2048/IL_ROWS/VL terms (16, or 64 on 8 lanes) */
+        size_t pieces = (r.len * IL_ROWS + BN_FAST_BLOCK - 1) / BN_FAST_BLOCK;
         b.rows_per = il_rows;
         b.piece = ((r.len + pieces - 1) / pieces + 15) / 16 * 16;
         b.il = 1;
