@@ -64,7 +64,9 @@ static void moments_step(const bn_fast_op *op, const bn_fast_item *it, double *p
     /* each channel of the item (one, or a group of small planes); the
      * first half of the rows of the same channel of the item ahead (the
      * output asks for the second half), or for a group, all of them (the
-     * output along runs of planes asks for nothing) */
+     * output along runs of planes asks for nothing); blocks of rows side
+     * by side (planes of 256 values and up) ask for nothing: their rows
+     * are streams already (kernels.h, plan_blocks) */
     int group = it->c1 - it->c0 > 1;
     for (size_t c = it->c0; c < it->c1; c++) {
         bn_fast_item ci = bn_fast_channel_of(it, c);

@@ -165,18 +165,17 @@ typedef struct {
 static inline block_plan plan_blocks(bn_rows r, size_t il_rows)
 {
     block_plan b = {1, r.len, 0};
-    if (r.len >= IL_MIN_LEN && r.rows > 1) {
-        /* pieces of ~2048/IL_ROWS values whatever il_rows: a float sum
-         * adds at most 2048/IL_ROWS/VL terms (16, or 64 on 8 lanes) */
-        size_t pieces = (r.len * IL_ROWS + BN_FAST_BLOCK - 1) / BN_FAST_BLOCK;
-        b.rows_per = il_rows;
-        b.piece = ((r.len + pieces - 1) / pieces + 15) / 16 * 16;
-        b.il = 1;
-    } else if (r.len >= BN_FAST_BLOCK) {
-        size_t pieces = (r.len + BN_FAST_BLOCK - 1) / BN_FAST_BLOCK;
-        b.piece = ((r.len + pieces - 1) / pieces + 15) / 16 * 16;
-    } else {
+    /* pieces of ~2048/IL_ROWS values side by side, whatever il_rows (a
+     * float sum adds at most 2048/IL_ROWS/VL terms: 16, or 64 on 8 lanes),
+     * or of ~2048 values along a single long row */
+    size_t per = BN_FAST_BLOCK;
+    if (r.len >= IL_MIN_LEN && r.rows > 1)
+        b.rows_per = il_rows, b.il = 1, per = BN_FAST_BLOCK / IL_ROWS;
+    else if (r.len < BN_FAST_BLOCK)
         b.rows_per = BN_FAST_BLOCK / r.len;
+    if (b.il || r.len >= BN_FAST_BLOCK) {
+        size_t pieces = (r.len + per - 1) / per;
+        b.piece = ((r.len + pieces - 1) / pieces + 15) / 16 * 16;
     }
     return b;
 }
@@ -293,8 +292,9 @@ static inline void block_sums_centered(vf *sum_d, vf *sum_d2, const float *x,
 
 /* Σ d and Σ d², d = x - c, over IL_ROWS rows × len values read side by
  * side, vector i of every row before vector i + 1 of any (one accumulator
- * pair per row: len/VL <= 32 terms per float sum); the rows' sums are
- * added as a tree, in a fixed order. */
+ * pair per row: len/VL terms per float sum, 16 or 64, plan_blocks); the
+ * rows' sums are added as a tree, in a fixed order. Asks for nothing
+ * ahead: its rows are already as many streams. */
 BN_NOINLINE static void block_sums_rows(vf *sum_d, vf *sum_d2, const float *x, size_t len,
                                         size_t stride, vf c)
 {
@@ -967,7 +967,8 @@ BN_NOINLINE static void grad_sums_long(double sums[3], const float *dy, const fl
 }
 /* long rows, IL_ROWS of them side by side (block_plan): vector i of every
  * row before vector i + 1 of any, row j into a[j], the rows' sums added
- * as a tree in a fixed order (as block_sums_rows). Inlined twice, with
+ * as a tree in a fixed order (as block_sums_rows; nothing asked for
+ * ahead, as there). Inlined twice, with
  * and without y, so that the loop has no test for y and keeps its 24
  * accumulators in registers. */
 static inline __attribute__((always_inline)) void grad_sums_rows_(

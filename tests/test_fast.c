@@ -233,8 +233,9 @@ static void check_inference(prob *p)
 /* ================================================== 1. equivalence */
 
 /* The shapes, each for an edge case (VL = 16 or 8 lanes; an NCHW block is
- * 2048 values, rows shorter than 4 vectors go 4 rows at a time; a
- * channels-last block is 128 pixels, a chunk 1024). */
+ * 2048 values, rows shorter than 4 vectors go 4 rows at a time, planes of
+ * 256 values and up 8, 4 or 2 rows side by side; a channels-last block is
+ * 128 pixels, a chunk 1024). */
 static const struct {
     const char *why;
     bn_desc d;
