@@ -129,6 +129,17 @@ typedef struct bn_fast_kernels {
     /* the same along runs of NCHW planes, as affine_planes */
     int (*dx_planes)(float *dx, const float *dy, const float *y, const float *x,
                      size_t o0, size_t o1, size_t HW, size_t C, bn_coefs c, int stream);
+
+    /* NCHW groups of small planes with lanes across planes (kernels_lanes.h):
+     * the channels in one period of planes of HW values (0: planes this
+     * size go plane by plane), then, for channels [0, nc) of an item (nc a
+     * multiple of the period), the training gradient sums (sums[3·j + q])
+     * and dx. */
+    size_t (*lanes_period)(size_t HW);
+    void (*grad_sums_lanes)(double *sums, const float *dy, const float *y, const float *x,
+                            bn_rows r, size_t nc, bn_coefs c);
+    int (*dx_lanes)(float *dx, const float *dy, const float *y, const float *x,
+                    bn_rows r, size_t nc, bn_coefs c, int stream);
 } bn_fast_kernels;
 
 extern const bn_fast_kernels bn_fast_kernels_portable;

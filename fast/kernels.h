@@ -1277,6 +1277,8 @@ static int dx_nhwc(float *dx, const float *dy, const float *y, const float *x,
     return all_finite(fin);
 }
 
+#include "kernels_lanes.h"
+
 /* ------------------------------------------------------------ the table */
 
 const bn_fast_kernels KERNEL_TABLE = {
@@ -1292,4 +1294,7 @@ const bn_fast_kernels KERNEL_TABLE = {
     .dx_nchw = dx_nchw,
     .dx_nhwc = dx_nhwc,
     .dx_planes = dx_planes,
+    .lanes_period = lanes_period,
+    .grad_sums_lanes = grad_sums_lanes,
+    .dx_lanes = dx_lanes,
 };

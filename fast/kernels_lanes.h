@@ -1,0 +1,207 @@
+/*
+ * kernels_lanes.h — NCHW groups of small planes (7x7) with vector lanes
+ * across planes; part of kernels.h (included from it, compiled once
+ * per instruction set).
+ *
+ * In an NCHW image the planes of channels c, c + 1, ... follow each other,
+ * so P consecutive planes (P = VL / gcd(H·W, VL): 16 planes of 49 values
+ * on 16 lanes) fill a whole number of vectors, nv = P·H·W / VL (49).
+ * Call these P channels a period. Vector v of a period covers the same
+ * positions of the same channels in every image, so a lane can add up its
+ * position down the N images with plain vector adds: no plane boundaries,
+ * no masked tails, no call per plane. Each lane knows its channel through
+ * pattern vectors (lane l of pattern vector v holds the coefficient of the
+ * channel at position v·VL + l), written once per period. At the end, a
+ * channel's sum is the sum of its H·W positions' lane sums.
+ *
+ * The images are read four at a time, side by side (vector v of each of
+ * four images, then vector v + 1): 8 streams of dy and x (12 with y), which
+ * one core reads faster than one plane after another (kernels.h,
+ * plan_blocks). The lane sums of a period live in L1 (3 · nv vectors);
+ * each quartet of images adds into them ((t0 + t1) + (t2 + t3): a tree).
+ *
+ * Rounding: per block of LANES_ROWS = 32 images a lane adds at most 8
+ * quartet sums, then a channel adds its H·W positions in float lanes
+ * (at most nv + 1 terms per lane) and the lanes in double (v_sum_d); the
+ * blocks go into double sums. Fixed by the shape: bit-identical for any
+ * thread count.
+ */
+
+/* Planes shorter than 4 vectors (7x7: 49 values, 3 vectors and one lane)
+ * go across planes; longer ones plane by plane, where the tail is a small
+ * part of a row, and where measured faster (256x14x14 bwd: 0.59 vs 0.71
+ * ms; 2048x7x7: 3.3 vs 2.4 the other way). A period is then at most 64
+ * vectors: the lane sums and patterns on the stack stay ~20 KiB. */
+#define LANES_MAX_VECS 64
+#define LANES_ROWS 32
+
+static inline size_t lanes_gcd(size_t a, size_t b)
+{
+    while (b) {
+        size_t t = a % b;
+        a = b, b = t;
+    }
+    return a;
+}
+
+/* Channels in one period of planes of HW values (0: too long a period). */
+static size_t lanes_period(size_t HW)
+{
+    size_t P = VL / lanes_gcd(HW, VL);
+    return HW && HW < 4 * VL && P * HW / VL <= LANES_MAX_VECS ? P : 0;
+}
+
+/* pat[i] = coef[i / HW] for i < P·HW, in whole vectors (each channel's
+ * run may spill into the next channel's, which then overwrites it; pat
+ * has VL floats of room past the end). */
+static void lanes_pattern(float *pat, const float *coef, size_t P, size_t HW)
+{
+    for (size_t j = 0; j < P; j++) {
+        vf c = v_set1(coef[j]);
+        for (size_t i = 0; i < HW; i += VL)
+            v_store(pat + j * HW + i, c);
+    }
+}
+
+/* sums[3·j + q] += Σ over channel j's HW positions of lane sums lq (in
+ * float lanes, then double), for the P channels of a period. */
+static void lanes_to_channels(double *sums, const float *l0, const float *l1,
+                              const float *l2, size_t P, size_t HW)
+{
+    for (size_t j = 0; j < P; j++) {
+        size_t o = j * HW, i = 0;
+        vf s0 = v_zero(), s1 = v_zero(), s2 = v_zero();
+        for (; i + VL <= HW; i += VL) {
+            s0 = v_add(s0, v_load(l0 + o + i));
+            s1 = v_add(s1, v_load(l1 + o + i));
+            s2 = v_add(s2, v_load(l2 + o + i));
+        }
+        if (i < HW) {
+            s0 = v_add(s0, v_load_n(l0 + o + i, HW - i));
+            s1 = v_add(s1, v_load_n(l1 + o + i, HW - i));
+            s2 = v_add(s2, v_load_n(l2 + o + i, HW - i));
+        }
+        sums[3 * j] += v_sum_d(s0), sums[3 * j + 1] += v_sum_d(s1), sums[3 * j + 2] += v_sum_d(s2);
+    }
+}
+
+/* ------------------------------------------------ gradient sums, lanes */
+
+/* The contribution of one image's vector: dz, dz·xhat, xhat. */
+#define LANE_TERMS(dz, xh, q)                                                  \
+    vf dz = dz_vec(dy, y, (q));                                                \
+    vf xh = v_mul(v_sub(v_load(x + (q)), ce), sv)
+
+/* Lane sums of images [0, rows) (rows <= LANES_ROWS) of one period into
+ * g, gx, xh (nv vectors each, zeroed here): four images side by side,
+ * vector v of each before vector v + 1, added as a tree into the lane
+ * sums in L1. (Vector v of all the images before v + 1, the sums in
+ * registers, measured 3-6x slower: 64 pages and streams at a time.)
+ * Inlined twice (with and without y), so that the loop has no test for y. */
+static inline __attribute__((always_inline)) void grad_lanes_(
+    float *g, float *gx, float *xh, const float *dy, const float *y, const float *x,
+    size_t rows, size_t stride, size_t nv, const float *cen, const float *s)
+{
+    for (size_t v = 0; v < nv * VL; v += VL)
+        v_store(g + v, v_zero()), v_store(gx + v, v_zero()), v_store(xh + v, v_zero());
+    size_t n = 0;
+    for (; n + 4 <= rows; n += 4) {
+        size_t o0 = n * stride, o1 = o0 + stride, o2 = o1 + stride, o3 = o2 + stride;
+        for (size_t v = 0; v < nv * VL; v += VL) {
+            vf ce = v_load(cen + v), sv = v_load(s + v);
+            LANE_TERMS(d0, h0, o0 + v);
+            LANE_TERMS(d1, h1, o1 + v);
+            LANE_TERMS(d2, h2, o2 + v);
+            LANE_TERMS(d3, h3, o3 + v);
+            v_store(g + v, v_add(v_load(g + v), v_add(v_add(d0, d1), v_add(d2, d3))));
+            v_store(gx + v, v_add(v_load(gx + v), v_add(v_fma(d0, h0, v_mul(d1, h1)),
+                                                        v_fma(d2, h2, v_mul(d3, h3)))));
+            v_store(xh + v, v_add(v_load(xh + v), v_add(v_add(h0, h1), v_add(h2, h3))));
+        }
+    }
+    for (; n < rows; n++)
+        for (size_t v = 0; v < nv * VL; v += VL) {
+            vf ce = v_load(cen + v), sv = v_load(s + v);
+            LANE_TERMS(d0, h0, n * stride + v);
+            v_store(g + v, v_add(v_load(g + v), d0));
+            v_store(gx + v, v_fma(d0, h0, v_load(gx + v)));
+            v_store(xh + v, v_add(v_load(xh + v), h0));
+        }
+}
+#undef LANE_TERMS
+
+BN_NOINLINE static void grad_lanes(float *g, float *gx, float *xh, const float *dy,
+                                   const float *x, size_t rows, size_t stride, size_t nv,
+                                   const float *cen, const float *s)
+{
+    grad_lanes_(g, gx, xh, dy, NULL, x, rows, stride, nv, cen, s);
+}
+
+BN_NOINLINE static void grad_lanes_relu(float *g, float *gx, float *xh, const float *dy,
+                                        const float *y, const float *x, size_t rows,
+                                        size_t stride, size_t nv, const float *cen,
+                                        const float *s)
+{
+    grad_lanes_(g, gx, xh, dy, y, x, rows, stride, nv, cen, s);
+}
+
+/* Training gradient sums of channels [0, nc) of an NCHW group (nc a
+ * multiple of lanes_period(r.len)): sums[3·j + 0..2] = Σ dz, Σ dz·xhat,
+ * Σ xhat of channel j. */
+static void grad_sums_lanes(double *sums, const float *dy, const float *y, const float *x,
+                            bn_rows r, size_t nc, bn_coefs cf)
+{
+    size_t HW = r.len, P = lanes_period(HW), nv = P * HW / VL;
+    float l[3][LANES_MAX_VECS * VL], cen[LANES_MAX_VECS * VL + VL], s[LANES_MAX_VECS * VL + VL];
+    for (size_t j = 0; j < 3 * nc; j++)
+        sums[j] = 0;
+    for (size_t c = 0; c < nc; c += P) {
+        lanes_pattern(cen, cf.center + c, P, HW);
+        lanes_pattern(s, cf.b + c, P, HW);
+        size_t o = c * HW;
+        for (size_t n = 0; n < r.rows; n += LANES_ROWS) {
+            size_t rows = min_size(LANES_ROWS, r.rows - n), on = o + n * r.stride;
+            if (y)
+                grad_lanes_relu(l[0], l[1], l[2], dy + on, y + on, x + on, rows, r.stride,
+                                nv, cen, s);
+            else
+                grad_lanes(l[0], l[1], l[2], dy + on, x + on, rows, r.stride, nv, cen, s);
+            lanes_to_channels(sums + 3 * c, l[0], l[1], l[2], P, HW);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ dx, lanes */
+
+/* dx = a·dz + b·(x - center) + k for channels [0, nc) of an NCHW group
+ * (nc a multiple of lanes_period(r.len)), image by image along its run of
+ * the period's planes, the coefficients from the patterns (in L1). (Four
+ * images side by side, the coefficients loaded once for the four, measured
+ * no faster at 7x7 and slower at 14x14: 256x14x14 bwd 0.71 vs 0.96 ms, as
+ * 12 streams whose stride is a multiple of 4 KiB share one L1 set.) */
+static int dx_lanes(float *dx, const float *dy, const float *y, const float *x,
+                    bn_rows r, size_t nc, bn_coefs cf, int stream)
+{
+    size_t HW = r.len, P = lanes_period(HW), nv = P * HW / VL;
+    float pc[LANES_MAX_VECS * VL + VL], pa[LANES_MAX_VECS * VL + VL];
+    float pb[LANES_MAX_VECS * VL + VL], pk[LANES_MAX_VECS * VL + VL];
+    vf fin = v_zero();
+    /* streamed where every image's run of a period is whole lines */
+    int st = stream && whole_lines(dx, r.stride) && P * HW % 16 == 0;
+    for (size_t c = 0; c < nc; c += P) {
+        lanes_pattern(pc, cf.center + c, P, HW);
+        lanes_pattern(pa, cf.a + c, P, HW);
+        lanes_pattern(pb, cf.b + c, P, HW);
+        lanes_pattern(pk, cf.k + c, P, HW);
+        for (size_t n = 0; n < r.rows; n++) {
+            size_t o = c * HW + n * r.stride;
+            for (size_t v = 0; v < nv * VL; v += VL) {
+                vf d = dx_vec(dz_vec(dy, y, o + v), v_load(x + o + v), v_load(pc + v),
+                              v_load(pa + v), v_load(pb + v), v_load(pk + v));
+                fin = track_finite(fin, d);
+                store_vec(dx + o + v, d, st);
+            }
+        }
+    }
+    return all_finite(fin);
+}
