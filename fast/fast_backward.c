@@ -64,26 +64,6 @@ static int check_saved(const char *who, const bn_desc *d, const float *mean,
 static void grad_sums_item(const bn_fast_op *op, const bn_fast_item *it, double *part);
 static void dx_item(const bn_fast_op *op, const bn_fast_item *it);
 
-/* The first of channels [it->c0, c1) of an NCHW item with a NaN or Inf
- * in v (for messages; c1 - 1 if none). */
-static size_t bad_plane_channel(const bn_fast_item *it, size_t c1, const float *v)
-{
-    for (size_t c = it->c0; c < c1; c++)
-        for (size_t n = 0; n < it->r.rows; n++)
-            for (size_t i = 0; i < it->r.len; i++)
-                if (!isfinite(v[it->offset + n * it->r.stride + (c - it->c0) * it->r.len + i]))
-                    return c;
-    return c1 - 1;
-}
-
-/* The channels of a group item that go with lanes across planes: whole
- * periods of them (kernels_lanes.h), or 0. */
-static size_t lanes_channels(const bn_fast_kernels *K, const bn_fast_item *it)
-{
-    size_t P = K->lanes_period(it->r.len);
-    return P ? (it->c1 - it->c0) / P * P : 0;
-}
-
 /* Step 1: Σ dz, Σ dz·xhat, Σ xhat per channel of one item; inference
  * backward (dx != NULL in the context) writes dx = a·dy in the same pass.
  * NCHW items of several channels: channel by channel. */
@@ -96,7 +76,7 @@ static void grad_sums_step(const bn_fast_op *op, const bn_fast_item *it, double 
     }
     /* training: whole periods of planes with lanes across planes */
     size_t c = it->c0, o = it->offset;
-    size_t nc = b->var ? 0 : lanes_channels(b->K, it);
+    size_t nc = b->var ? 0 : bn_fast_lanes_channels(b->K, it);
     if (nc) {
         b->K->grad_sums_lanes(part, b->dy + o, b->y ? b->y + o : NULL, b->x + o, it->r, nc,
                               bn_fast_coefs(b->s, c));
@@ -191,10 +171,10 @@ static void dx_step(const bn_fast_op *op, const bn_fast_item *it)
     }
     /* a group of small planes: whole periods with lanes across planes, the
      * rest (rows in image n: one run) along the runs */
-    size_t HW = it->r.len, nc = lanes_channels(b->K, it), o = it->offset;
+    size_t HW = it->r.len, nc = bn_fast_lanes_channels(b->K, it), o = it->offset;
     if (nc && !b->K->dx_lanes(b->dx + o, b->dy + o, b->y ? b->y + o : NULL, b->x + o,
                               it->r, nc, bn_fast_coefs(b->s, it->c0), b->p->stream)) {
-        size_t c = bad_plane_channel(it, it->c0 + nc, b->dx);
+        size_t c = bn_fast_bad_plane_channel(it, it->c0 + nc, b->dx);
         bn_fast_note(b->e, c, BN_EDOM, "%s: channel %zu: dx is NaN or Inf (it overflows "
                      "float)", b->who, c);
     }

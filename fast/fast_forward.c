@@ -68,7 +68,12 @@ static void moments_step(const bn_fast_op *op, const bn_fast_item *it, double *p
      * by side (planes of 256 values and up) ask for nothing: their rows
      * are streams already (kernels.h, plan_blocks) */
     int group = it->c1 - it->c0 > 1;
-    for (size_t c = it->c0; c < it->c1; c++) {
+    size_t c = it->c0, nc = bn_fast_lanes_channels(f->K, it);
+    if (nc) {  /* whole periods of 7x7 planes: lanes across planes */
+        f->K->moments_lanes(part, f->x + it->offset, it->r, nc);
+        c += nc;
+    }
+    for (; c < it->c1; c++) {
         bn_fast_item ci = bn_fast_channel_of(it, c);
         const float *a = bn_fast_ahead_of(f->p, &ci, f->x);
         bn_ahead next = {{a, a && group ? a + ci.r.rows / 2 * ci.r.stride : NULL}, 0};
@@ -148,10 +153,17 @@ static void affine_step(const bn_fast_op *op, const bn_fast_item *it)
     if (f->p->nhwc) {
         finite = f->K->affine_nhwc(y, x, it->r, cf, f->relu, f->p->stream);
     } else if (it->c1 - it->c0 > 1) {
-        /* a group of small planes: its rows in image n are one run */
-        size_t HW = it->r.len;
-        for (size_t n = 0; n < it->r.rows; n++) {
-            size_t o0 = it->offset + n * it->r.stride, o1 = o0 + (it->c1 - it->c0) * HW;
+        /* a group of small planes: whole periods with lanes across planes,
+         * the rest (its rows in image n: one run) along the runs */
+        size_t HW = it->r.len, nc = bn_fast_lanes_channels(f->K, it);
+        if (nc && !f->K->affine_lanes(y, x, it->r, nc, cf, f->relu, f->p->stream)) {
+            size_t c = bn_fast_bad_plane_channel(it, it->c0 + nc, f->y);
+            bn_fast_note(f->e, c, BN_EDOM, "%s: channel %zu: y is NaN or Inf (NaN or Inf "
+                         "in x, or y overflows float)", f->who, c);
+        }
+        for (size_t n = 0; n < it->r.rows && it->c0 + nc < it->c1; n++) {
+            size_t row = it->offset + n * it->r.stride, o0 = row + nc * HW;
+            size_t o1 = row + (it->c1 - it->c0) * HW;
             if (!f->K->affine_planes(f->y, f->x, o0, o1, HW, f->p->C, bn_fast_coefs(f->s, 0),
                                      f->relu, f->p->stream))
                 note_bad_plane(f->e, f->y, o0, o1, HW, f->p->C, f->who);

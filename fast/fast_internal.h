@@ -133,9 +133,13 @@ typedef struct bn_fast_kernels {
     /* NCHW groups of small planes with lanes across planes (kernels_lanes.h):
      * the channels in one period of planes of HW values (0: planes this
      * size go plane by plane), then, for channels [0, nc) of an item (nc a
-     * multiple of the period), the training gradient sums (sums[3·j + q])
-     * and dx. */
+     * multiple of the period), the moments (mm[2·j], mm[2·j + 1] = mean,
+     * M2), the training forward's output, the training gradient sums
+     * (sums[3·j + q]) and dx. */
     size_t (*lanes_period)(size_t HW);
+    void (*moments_lanes)(double *mm, const float *x, bn_rows r, size_t nc);
+    int (*affine_lanes)(float *y, const float *x, bn_rows r, size_t nc, bn_coefs c,
+                        int relu, int stream);
     void (*grad_sums_lanes)(double *sums, const float *dy, const float *y, const float *x,
                             bn_rows r, size_t nc, bn_coefs c);
     int (*dx_lanes)(float *dx, const float *dy, const float *y, const float *x,
@@ -268,6 +272,14 @@ const float *bn_fast_ahead_of(const bn_fast_plan *p, const bn_fast_item *it,
 
 /* Channel c of an NCHW item that is a group of channels, as an item. */
 bn_fast_item bn_fast_channel_of(const bn_fast_item *it, size_t c);
+
+/* The channels of an NCHW group item that go with lanes across planes
+ * (kernels_lanes.h): whole periods of them, or 0. */
+size_t bn_fast_lanes_channels(const bn_fast_kernels *K, const bn_fast_item *it);
+
+/* The first of channels [it->c0, c1) of an NCHW group item with a NaN or
+ * Inf in v (for messages; c1 - 1 if none). */
+size_t bn_fast_bad_plane_channel(const bn_fast_item *it, size_t c1, const float *v);
 
 /* The first channel of item it holding a NaN or Inf in v (for messages). */
 size_t bn_fast_bad_channel(const bn_fast_item *it, const float *v);

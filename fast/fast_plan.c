@@ -150,6 +150,22 @@ bn_fast_item bn_fast_item_at(const bn_fast_plan *p, size_t group, size_t chunk)
     return it;
 }
 
+size_t bn_fast_lanes_channels(const bn_fast_kernels *K, const bn_fast_item *it)
+{
+    size_t P = it->c1 - it->c0 > 1 ? K->lanes_period(it->r.len) : 0;
+    return P ? (it->c1 - it->c0) / P * P : 0;
+}
+
+size_t bn_fast_bad_plane_channel(const bn_fast_item *it, size_t c1, const float *v)
+{
+    for (size_t c = it->c0; c < c1; c++)
+        for (size_t n = 0; n < it->r.rows; n++)
+            for (size_t i = 0; i < it->r.len; i++)
+                if (!isfinite(v[it->offset + n * it->r.stride + (c - it->c0) * it->r.len + i]))
+                    return c;
+    return c1 - 1;
+}
+
 bn_fast_item bn_fast_channel_of(const bn_fast_item *it, size_t c)
 {
     bn_fast_item ci = *it;

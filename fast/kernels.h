@@ -1295,6 +1295,8 @@ const bn_fast_kernels KERNEL_TABLE = {
     .dx_nhwc = dx_nhwc,
     .dx_planes = dx_planes,
     .lanes_period = lanes_period,
+    .moments_lanes = moments_lanes,
+    .affine_lanes = affine_lanes,
     .grad_sums_lanes = grad_sums_lanes,
     .dx_lanes = dx_lanes,
 };

@@ -470,7 +470,8 @@ END_TEST
  * that row (image 0) is 1e3 sigma above the others, so the shift fails
  * its check (|mean - shift| > sigma/2) and the block is redone in two
  * passes: this runs that path, in groups of small planes (20 channels: 16
- * + 4). (About a first row's mean the rounding grows at most ~rows-fold:
+ * + 4; on 16 lanes the 16 add lanes across planes, kernels_lanes.h, and
+ * redo their blocks there). (About a first row's mean the rounding grows at most ~rows-fold:
  * with the redo disabled var's error here went from 1.5u to 24u, still
  * within VAR_RTOL, so the check is a margin, not a rescue.) The generic
  * tolerances hold. */
