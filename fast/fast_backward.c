@@ -24,7 +24,8 @@
  * Three passes over memory (read dy, read x, write dx), four with ReLU (y).
  * NCHW with small planes (fast_plan.c): an item is a group of channels,
  * step 1 runs channel by channel, step 3 along each image's run of the
- * group's planes (dx_planes: whole cache lines, no per-row calls).
+ * group's planes (dx_planes: whole cache lines, no per-row calls); 7x7
+ * planes go with lanes across planes in both steps (kernels_lanes.h).
  *
  * Inference mode is one pass: dx = gamma·s·dy and the two sums together.
  */

@@ -16,7 +16,9 @@
  *         (~256 KiB), whose planes in each image are one contiguous run;
  *         the output goes along the runs, in whole cache lines, instead of
  *         row by row (rows of 49 or 196 floats: a call, a masked tail and
- *         partial lines that cannot be streamed, per row).
+ *         partial lines that cannot be streamed, per row); planes shorter
+ *         than 4 vectors (7x7) go with lanes across planes in every step
+ *         (kernels_lanes.h).
  *   NHWC  a channel is strided over the whole tensor, and every step-3
  *         value depends on all of it: the threads share chunks of
  *         BN_FAST_CHUNK whole pixels (all channels: contiguous rows), with
