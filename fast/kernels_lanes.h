@@ -70,6 +70,29 @@ static void lanes_pattern(float *pat, const float *coef, size_t P, size_t HW)
     }
 }
 
+/* The coefficients of a period as pattern vectors (the outputs' loops
+ * load lane l of vector v of each), and whether its output is streamed:
+ * where every image's run of the period is whole lines. */
+typedef struct {
+    float center[LANES_MAX_VECS * VL + VL], a[LANES_MAX_VECS * VL + VL];
+    float b[LANES_MAX_VECS * VL + VL], k[LANES_MAX_VECS * VL + VL];
+} lanes_coefs;
+
+static void lanes_coefs_make(lanes_coefs *pc, bn_coefs cf, size_t c, size_t P, size_t HW,
+                             int with_b)
+{
+    lanes_pattern(pc->center, cf.center + c, P, HW);
+    lanes_pattern(pc->a, cf.a + c, P, HW);
+    if (with_b)
+        lanes_pattern(pc->b, cf.b + c, P, HW);
+    lanes_pattern(pc->k, cf.k + c, P, HW);
+}
+
+static int lanes_stream(const float *out, bn_rows r, size_t P, int stream)
+{
+    return stream && whole_lines(out, r.stride) && P * r.len % 16 == 0;
+}
+
 /* sums[3·j + q] += Σ over channel j's HW positions of lane sums lq (in
  * float lanes, then double), for the P channels of a period. */
 static void lanes_to_channels(double *sums, const float *l0, const float *l1,
@@ -175,19 +198,16 @@ static int affine_lanes(float *y, const float *x, bn_rows r, size_t nc, bn_coefs
                         int relu, int stream)
 {
     size_t HW = r.len, P = lanes_period(HW), nv = P * HW / VL;
-    float pc[LANES_MAX_VECS * VL + VL], pa[LANES_MAX_VECS * VL + VL];
-    float pk[LANES_MAX_VECS * VL + VL];
+    lanes_coefs pc;
     vf fin = v_zero();
-    int st = stream && whole_lines(y, r.stride) && P * HW % 16 == 0;
+    int st = lanes_stream(y, r, P, stream);
     for (size_t c = 0; c < nc; c += P) {
-        lanes_pattern(pc, cf.center + c, P, HW);
-        lanes_pattern(pa, cf.a + c, P, HW);
-        lanes_pattern(pk, cf.k + c, P, HW);
+        lanes_coefs_make(&pc, cf, c, P, HW, 0);
         for (size_t n = 0; n < r.rows; n++) {
             size_t o = c * HW + n * r.stride;
             for (size_t v = 0; v < nv * VL; v += VL) {
-                vf t = affine_vec(v_load(x + o + v), v_load(pc + v), v_load(pa + v),
-                                  v_load(pk + v));
+                vf t = affine_vec(v_load(x + o + v), v_load(pc.center + v), v_load(pc.a + v),
+                                  v_load(pc.k + v));
                 fin = track_finite(fin, t);
                 store_vec(y + o + v, relu ? v_relu(t) : t, st);
             }
@@ -294,21 +314,16 @@ static int dx_lanes(float *dx, const float *dy, const float *y, const float *x,
                     bn_rows r, size_t nc, bn_coefs cf, int stream)
 {
     size_t HW = r.len, P = lanes_period(HW), nv = P * HW / VL;
-    float pc[LANES_MAX_VECS * VL + VL], pa[LANES_MAX_VECS * VL + VL];
-    float pb[LANES_MAX_VECS * VL + VL], pk[LANES_MAX_VECS * VL + VL];
+    lanes_coefs pc;
     vf fin = v_zero();
-    /* streamed where every image's run of a period is whole lines */
-    int st = stream && whole_lines(dx, r.stride) && P * HW % 16 == 0;
+    int st = lanes_stream(dx, r, P, stream);
     for (size_t c = 0; c < nc; c += P) {
-        lanes_pattern(pc, cf.center + c, P, HW);
-        lanes_pattern(pa, cf.a + c, P, HW);
-        lanes_pattern(pb, cf.b + c, P, HW);
-        lanes_pattern(pk, cf.k + c, P, HW);
+        lanes_coefs_make(&pc, cf, c, P, HW, 1);
         for (size_t n = 0; n < r.rows; n++) {
             size_t o = c * HW + n * r.stride;
             for (size_t v = 0; v < nv * VL; v += VL) {
-                vf d = dx_vec(dz_vec(dy, y, o + v), v_load(x + o + v), v_load(pc + v),
-                              v_load(pa + v), v_load(pb + v), v_load(pk + v));
+                vf d = dx_vec(dz_vec(dy, y, o + v), v_load(x + o + v), v_load(pc.center + v),
+                              v_load(pc.a + v), v_load(pc.b + v), v_load(pc.k + v));
                 fin = track_finite(fin, d);
                 store_vec(dx + o + v, d, st);
             }
