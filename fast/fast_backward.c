@@ -162,6 +162,13 @@ static int train_coefs(const bn_fast_op *op, size_t c, double *S)
     return 1;
 }
 
+/* A NaN or Inf written to dx in channel c (training: dx overflowed). */
+static void note_bad_dx(const bwd_ctx *b, size_t c)
+{
+    bn_fast_note(b->e, c, BN_EDOM, "%s: channel %zu: dx is NaN or Inf (it overflows float)",
+                 b->who, c);
+}
+
 /* Step 3 of training: dx = a·dz + b·(x - mean) + k. */
 static void dx_step(const bn_fast_op *op, const bn_fast_item *it)
 {
@@ -175,9 +182,7 @@ static void dx_step(const bn_fast_op *op, const bn_fast_item *it)
     size_t HW = it->r.len, nc = bn_fast_lanes_channels(b->K, it), o = it->offset;
     if (nc && !b->K->dx_lanes(b->dx + o, b->dy + o, b->y ? b->y + o : NULL, b->x + o,
                               it->r, nc, bn_fast_coefs(b->s, it->c0), b->p->stream)) {
-        size_t c = bn_fast_bad_plane_channel(it, it->c0 + nc, b->dx);
-        bn_fast_note(b->e, c, BN_EDOM, "%s: channel %zu: dx is NaN or Inf (it overflows "
-                     "float)", b->who, c);
+        note_bad_dx(b, bn_fast_bad_plane_channel(it, it->c0 + nc, b->dx));
     }
     if (it->c0 + nc == it->c1)
         return;
@@ -190,9 +195,7 @@ static void dx_step(const bn_fast_op *op, const bn_fast_item *it)
             size_t q = o0;
             while (q + 1 < o1 && isfinite(b->dx[q]))
                 q++;
-            size_t c = (q / HW) % b->p->C;
-            bn_fast_note(b->e, c, BN_EDOM, "%s: channel %zu: dx is NaN or Inf (it "
-                         "overflows float)", b->who, c);
+            note_bad_dx(b, (q / HW) % b->p->C);
         }
     }
 }
@@ -216,11 +219,8 @@ static void dx_item(const bn_fast_op *op, const bn_fast_item *it)
         }
         finite = b->K->dx_nchw(b->dx + o, b->dy + o, y, b->x + o, it->r, cf, b->p->stream, next);
     }
-    if (!finite) {
-        size_t c = bn_fast_bad_channel(it, b->dx);
-        bn_fast_note(b->e, c, BN_EDOM, "%s: channel %zu: dx is NaN or Inf (it "
-                     "overflows float)", b->who, c);
-    }
+    if (!finite)
+        note_bad_dx(b, bn_fast_bad_channel(it, b->dx));
 }
 
 static int backward_train(const char *who, int relu, float *dx, float *dgamma,

@@ -128,6 +128,13 @@ static int train_coefs(const bn_fast_op *op, size_t c, double *total)
     return 1;
 }
 
+/* A NaN or Inf written to y in channel c. */
+static void note_bad_y(bn_fast_error *e, size_t c, const char *who)
+{
+    bn_fast_note(e, c, BN_EDOM, "%s: channel %zu: y is NaN or Inf (NaN or Inf in x, or "
+                 "y overflows float)", who, c);
+}
+
 /* Notes the channel of the first NaN or Inf in y[o0, o1) (NCHW planes of
  * HW values, plane q of channel q % C). */
 static void note_bad_plane(bn_fast_error *e, const float *y, size_t o0, size_t o1,
@@ -136,9 +143,7 @@ static void note_bad_plane(bn_fast_error *e, const float *y, size_t o0, size_t o
     size_t o = o0;
     while (o + 1 < o1 && isfinite(y[o]))
         o++;
-    size_t c = (o / HW) % C;
-    bn_fast_note(e, c, BN_EDOM, "%s: channel %zu: y is NaN or Inf (NaN or Inf in x, or "
-                 "y overflows float)", who, c);
+    note_bad_y(e, (o / HW) % C, who);
 }
 
 /* Step 3 (and all of channels-last inference): y = a·(x - center) + k
@@ -156,11 +161,8 @@ static void affine_step(const bn_fast_op *op, const bn_fast_item *it)
         /* a group of small planes: whole periods with lanes across planes,
          * the rest (its rows in image n: one run) along the runs */
         size_t HW = it->r.len, nc = bn_fast_lanes_channels(f->K, it);
-        if (nc && !f->K->affine_lanes(y, x, it->r, nc, cf, f->relu, f->p->stream)) {
-            size_t c = bn_fast_bad_plane_channel(it, it->c0 + nc, f->y);
-            bn_fast_note(f->e, c, BN_EDOM, "%s: channel %zu: y is NaN or Inf (NaN or Inf "
-                         "in x, or y overflows float)", f->who, c);
-        }
+        if (nc && !f->K->affine_lanes(y, x, it->r, nc, cf, f->relu, f->p->stream))
+            note_bad_y(f->e, bn_fast_bad_plane_channel(it, it->c0 + nc, f->y), f->who);
         for (size_t n = 0; n < it->r.rows && it->c0 + nc < it->c1; n++) {
             size_t row = it->offset + n * it->r.stride, o0 = row + nc * HW;
             size_t o1 = row + (it->c1 - it->c0) * HW;
@@ -174,11 +176,8 @@ static void affine_step(const bn_fast_op *op, const bn_fast_item *it)
         bn_ahead next = {{f->mean ? bn_fast_ahead_of(f->p, it, f->x) : NULL}, it->r.rows / 2};
         finite = f->K->affine_nchw(y, x, it->r, cf, f->relu, f->p->stream, next);
     }
-    if (!finite) {
-        size_t c = bn_fast_bad_channel(it, f->y);
-        bn_fast_note(f->e, c, BN_EDOM, "%s: channel %zu: y is NaN or Inf (NaN or Inf "
-                     "in x, or y overflows float)", f->who, c);
-    }
+    if (!finite)
+        note_bad_y(f->e, bn_fast_bad_channel(it, f->y), f->who);
 }
 
 static int forward_train(const char *who, int relu, float *y, float *mean,

@@ -349,6 +349,14 @@ static bn_moments block_moments_two_pass(const float *x, size_t rows, size_t len
  * block is done again with the two-pass method. Both give the block's
  * moments to within the same few roundings; which one runs depends on the
  * data only. */
+/* 1 if a block summed about a shift must be redone two-pass: its mean is
+ * farther than half its standard deviation from the shift (delta = Σd/n),
+ * or M2 is NaN or exactly 0. */
+static inline int shift_unsafe(double delta, double n, double m2)
+{
+    return !(4 * delta * delta * n <= m2) || m2 == 0;
+}
+
 static bn_moments block_moments(const float *x, size_t rows, size_t len,
                                 size_t stride, float shift, int il, block_at at,
                                 bn_ahead ahead)
@@ -362,7 +370,7 @@ static bn_moments block_moments(const float *x, size_t rows, size_t len,
     double S1 = v_sum_d(s1), S2 = v_sum_d(s2), delta = S1 * inv_n;
     bn_moments b = block_result(n, inv_n, shift, S1, S2);
     bn_ahead none = {{NULL}, 0};  /* already asked for */
-    if (!(4 * delta * delta * n <= b.m2) || b.m2 == 0)  /* also NaN, and exact 0 */
+    if (shift_unsafe(delta, n, b.m2))
         b = block_moments_two_pass(x, rows, len, stride, at, none);
     return b;
 }

@@ -37,9 +37,9 @@
 /* Planes shorter than 4 vectors (7x7: 49 values, 3 vectors and one lane)
  * go across planes; longer ones plane by plane, where the tail is a small
  * part of a row, and where measured faster (256x14x14 bwd: 0.59 vs 0.71
- * ms; 2048x7x7: 3.3 vs 2.4 the other way). A period is then at most 64
- * vectors: the lane sums and patterns on the stack stay ~20 KiB. */
-#define LANES_MAX_VECS 64
+ * ms; 2048x7x7: 3.3 vs 2.4 the other way). A period is then fewer than 4·VL
+ * vectors: the lane sums and patterns on the stack stay within ~20 KiB. */
+#define LANES_MAX_VECS (4 * VL)  /* nv = P·HW/VL <= HW < 4·VL, as P <= VL */
 #define LANES_ROWS 32
 
 static inline size_t lanes_gcd(size_t a, size_t b)
@@ -51,11 +51,11 @@ static inline size_t lanes_gcd(size_t a, size_t b)
     return a;
 }
 
-/* Channels in one period of planes of HW values (0: too long a period). */
+/* Channels in one period of planes of HW values (0: planes this long go
+ * plane by plane). */
 static size_t lanes_period(size_t HW)
 {
-    size_t P = VL / lanes_gcd(HW, VL);
-    return HW && HW < 4 * VL && P * HW / VL <= LANES_MAX_VECS ? P : 0;
+    return HW && HW < 4 * VL ? VL / lanes_gcd(HW, VL) : 0;
 }
 
 /* pat[i] = coef[i / HW] for i < P·HW, in whole vectors (each channel's
@@ -71,8 +71,7 @@ static void lanes_pattern(float *pat, const float *coef, size_t P, size_t HW)
 }
 
 /* The coefficients of a period as pattern vectors (the outputs' loops
- * load lane l of vector v of each), and whether its output is streamed:
- * where every image's run of the period is whole lines. */
+ * load lane l of vector v of each). */
 typedef struct {
     float center[LANES_MAX_VECS * VL + VL], a[LANES_MAX_VECS * VL + VL];
     float b[LANES_MAX_VECS * VL + VL], k[LANES_MAX_VECS * VL + VL];
@@ -88,31 +87,24 @@ static void lanes_coefs_make(lanes_coefs *pc, bn_coefs cf, size_t c, size_t P, s
     lanes_pattern(pc->k, cf.k + c, P, HW);
 }
 
+/* Whether a period's output is streamed: where every image's run of the
+ * period is whole lines. */
 static int lanes_stream(const float *out, bn_rows r, size_t P, int stream)
 {
     return stream && whole_lines(out, r.stride) && P * r.len % 16 == 0;
 }
 
-/* sums[3·j + q] += Σ over channel j's HW positions of lane sums lq (in
- * float lanes, then double), for the P channels of a period. */
-static void lanes_to_channels(double *sums, const float *l0, const float *l1,
-                              const float *l2, size_t P, size_t HW)
+/* The sum of channel j's HW positions of lane sums l: in float lanes (at
+ * most HW/VL + 1 terms a lane), then the lanes in double. */
+static double lanes_channel_sum(const float *l, size_t j, size_t HW)
 {
-    for (size_t j = 0; j < P; j++) {
-        size_t o = j * HW, i = 0;
-        vf s0 = v_zero(), s1 = v_zero(), s2 = v_zero();
-        for (; i + VL <= HW; i += VL) {
-            s0 = v_add(s0, v_load(l0 + o + i));
-            s1 = v_add(s1, v_load(l1 + o + i));
-            s2 = v_add(s2, v_load(l2 + o + i));
-        }
-        if (i < HW) {
-            s0 = v_add(s0, v_load_n(l0 + o + i, HW - i));
-            s1 = v_add(s1, v_load_n(l1 + o + i, HW - i));
-            s2 = v_add(s2, v_load_n(l2 + o + i, HW - i));
-        }
-        sums[3 * j] += v_sum_d(s0), sums[3 * j + 1] += v_sum_d(s1), sums[3 * j + 2] += v_sum_d(s2);
-    }
+    size_t o = j * HW, i = 0;
+    vf s = v_zero();
+    for (; i + VL <= HW; i += VL)
+        s = v_add(s, v_load(l + o + i));
+    if (i < HW)
+        s = v_add(s, v_load_n(l + o + i, HW - i));
+    return v_sum_d(s);
 }
 
 /* ------------------------------------------------------ moments, lanes */
@@ -172,16 +164,10 @@ static void moments_lanes(double *mm, const float *x, bn_rows r, size_t nc)
             lanes_pattern(k, shift, P, HW);
             moments_lanes_sums(l1, l2, xp + n * r.stride, rows, r.stride, nv, k);
             for (size_t j = 0; j < P; j++) {
-                vf s1 = v_zero(), s2 = v_zero();
-                size_t i = 0, o = j * HW;
-                for (; i + VL <= HW; i += VL)
-                    s1 = v_add(s1, v_load(l1 + o + i)), s2 = v_add(s2, v_load(l2 + o + i));
-                if (i < HW)
-                    s1 = v_add(s1, v_load_n(l1 + o + i, HW - i)),
-                    s2 = v_add(s2, v_load_n(l2 + o + i, HW - i));
-                double S1 = v_sum_d(s1), delta = S1 * inv_n;
-                bn_moments b = block_result(bn, inv_n, shift[j], S1, v_sum_d(s2));
-                if (!(4 * delta * delta * bn <= b.m2) || b.m2 == 0)  /* as block_moments */
+                double S1 = lanes_channel_sum(l1, j, HW), delta = S1 * inv_n;
+                double S2 = lanes_channel_sum(l2, j, HW);
+                bn_moments b = block_result(bn, inv_n, shift[j], S1, S2);
+                if (shift_unsafe(delta, bn, b.m2))
                     b = block_moments_two_pass(xp + n * r.stride + j * HW, rows, HW, r.stride,
                                                (block_at){n, 0}, none);
                 bn_moments_merge(&acc[j], b);
@@ -297,7 +283,9 @@ static void grad_sums_lanes(double *sums, const float *dy, const float *y, const
                                 nv, cen, s);
             else
                 grad_lanes(l[0], l[1], l[2], dy + on, x + on, rows, r.stride, nv, cen, s);
-            lanes_to_channels(sums + 3 * c, l[0], l[1], l[2], P, HW);
+            for (size_t j = 0; j < P; j++)
+                for (int q = 0; q < 3; q++)
+                    sums[3 * (c + j) + q] += lanes_channel_sum(l[q], j, HW);
         }
     }
 }
